@@ -1,7 +1,7 @@
 //! Typed `a=` attributes for WebRTC, and the verbatim fallback for everything else.
 
 use std::borrow::Cow;
-use std::fmt::{self, Display, Formatter, Write as _};
+use std::fmt::{self, Display, Formatter};
 
 /// One `a=` line.
 ///
@@ -86,7 +86,11 @@ pub enum Attribute {
 /// Returns a borrowed `'static` string when `s` is one of the common values in `table`, so
 /// that parsing the usual WebRTC offer does not allocate for them; otherwise an owned copy.
 pub(crate) fn intern(s: &str, table: &'static [&'static str]) -> Cow<'static, str> {
-    match table.iter().find(|t| **t == s) {
+    let first = s.as_bytes().first();
+    match table
+        .iter()
+        .find(|t| t.len() == s.len() && t.as_bytes().first() == first && **t == s)
+    {
         Some(t) => Cow::Borrowed(t),
         None => Cow::Owned(s.to_string()),
     }
@@ -190,6 +194,46 @@ pub fn allowed_at(name: &str, level: Level) -> bool {
     match level {
         Level::Session => !MEDIA_ONLY.contains(&name),
         Level::Media => !SESSION_ONLY.contains(&name),
+    }
+}
+
+/// Whether a parsed attribute may appear at `level`: the same answer as [`allowed_at`] on
+/// its name, without comparing names for the typed attributes.
+pub(crate) fn attribute_allowed_at(attr: &Attribute, level: Level) -> bool {
+    match attr {
+        Attribute::Unknown { name, .. } => allowed_at(name, level),
+        Attribute::IceLite | Attribute::Group(_) | Attribute::MsidSemantic(_) => {
+            level == Level::Session
+        }
+        Attribute::Mid(_)
+        | Attribute::Msid(_)
+        | Attribute::BundleOnly
+        | Attribute::Candidate(_)
+        | Attribute::IceMismatch
+        | Attribute::Rtcp(_)
+        | Attribute::RtcpMux
+        | Attribute::RtcpMuxOnly
+        | Attribute::RtcpRsize
+        | Attribute::Rtpmap(_)
+        | Attribute::Fmtp(_)
+        | Attribute::RtcpFb(_)
+        | Attribute::Ssrc(_)
+        | Attribute::SsrcGroup(_)
+        | Attribute::Rid(_)
+        | Attribute::Simulcast(_)
+        | Attribute::SctpPort(_)
+        | Attribute::MaxMessageSize(_)
+        | Attribute::Sctpmap(_)
+        | Attribute::ImageAttr(_) => level == Level::Media,
+        Attribute::IceUfrag(_)
+        | Attribute::IcePwd(_)
+        | Attribute::IceOptions(_)
+        | Attribute::EndOfCandidates
+        | Attribute::Fingerprint(_)
+        | Attribute::Setup(_)
+        | Attribute::Extmap(_)
+        | Attribute::ExtmapAllowMixed
+        | Attribute::Direction(_) => true,
     }
 }
 
@@ -398,38 +442,9 @@ impl Candidate {
 impl Display for Candidate {
     /// The value of the attribute, without `a=candidate:` (usable in trickle ICE messages).
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.foundation)?;
-        f.write_char(' ')?;
-        write_num(f, self.component.into())?;
-        f.write_char(' ')?;
-        f.write_str(&self.transport)?;
-        f.write_char(' ')?;
-        write_num(f, self.priority.into())?;
-        f.write_char(' ')?;
-        f.write_str(&self.address)?;
-        f.write_char(' ')?;
-        write_num(f, self.port.into())?;
-        f.write_str(" typ ")?;
-        f.write_str(self.typ.as_str())?;
-        if let Some(a) = &self.related_address {
-            f.write_str(" raddr ")?;
-            f.write_str(a)?;
-        }
-        if let Some(p) = self.related_port {
-            f.write_str(" rport ")?;
-            write_num(f, p.into())?;
-        }
-        if let Some(t) = self.tcp_type {
-            f.write_str(" tcptype ")?;
-            f.write_str(t.as_str())?;
-        }
-        for (k, v) in &self.extensions {
-            f.write_char(' ')?;
-            f.write_str(k)?;
-            f.write_char(' ')?;
-            f.write_str(v)?;
-        }
-        Ok(())
+        let mut out = String::with_capacity(96);
+        crate::write::push_candidate(&mut out, self);
+        f.write_str(&out)
     }
 }
 
@@ -445,16 +460,19 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// Expected digest length for a known hash function.
     pub fn digest_len(hash_function: &str) -> Option<usize> {
-        let h = hash_function.to_ascii_lowercase();
-        Some(match h.as_str() {
-            "sha-1" => 20,
-            "sha-224" => 28,
-            "sha-256" => 32,
-            "sha-384" => 48,
-            "sha-512" => 64,
-            "md5" | "md2" => 16,
-            _ => return None,
-        })
+        const KNOWN: [(&str, usize); 7] = [
+            ("sha-256", 32),
+            ("sha-1", 20),
+            ("sha-224", 28),
+            ("sha-384", 48),
+            ("sha-512", 64),
+            ("md5", 16),
+            ("md2", 16),
+        ];
+        KNOWN
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(hash_function))
+            .map(|&(_, len)| len)
     }
 }
 
@@ -717,30 +735,9 @@ impl FmtpParam {
 
 impl Display for FmtpParam {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let b = |v: bool| if v { 1 } else { 0 };
-        if let Some(key) = self.key() {
-            write!(f, "{key}=")?;
-        }
-        match self {
-            FmtpParam::MinPtime(v)
-            | FmtpParam::MaxPlaybackRate(v)
-            | FmtpParam::MaxAverageBitrate(v)
-            | FmtpParam::MaxFs(v)
-            | FmtpParam::MaxFr(v)
-            | FmtpParam::RtxTime(v) => write!(f, "{v}"),
-            FmtpParam::UseInbandFec(v)
-            | FmtpParam::UseDtx(v)
-            | FmtpParam::Stereo(v)
-            | FmtpParam::SpropStereo(v)
-            | FmtpParam::Cbr(v)
-            | FmtpParam::LevelAsymmetryAllowed(v) => write!(f, "{}", b(*v)),
-            FmtpParam::ProfileId(v) | FmtpParam::PacketizationMode(v) | FmtpParam::Apt(v) => {
-                write!(f, "{v}")
-            }
-            FmtpParam::ProfileLevelId(p) => write!(f, "{p}"),
-            FmtpParam::Other { value, .. } => f.write_str(value),
-            FmtpParam::Value(v) => f.write_str(v),
-        }
+        let mut out = String::with_capacity(32);
+        crate::write::push_fmtp_param(&mut out, self);
+        f.write_str(&out)
     }
 }
 
@@ -949,47 +946,52 @@ fn err<T>(attribute: &'static str, expected: &'static str) -> Result<T, AttrErro
     })
 }
 
-/// Writes an integer without going through the formatting machinery.
-pub(crate) fn write_num(f: &mut Formatter<'_>, mut n: u64) -> fmt::Result {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Parses 1 to `max_len` ASCII digits (no sign) into a `u64`; `max_len` is at most 19, so
+/// the value cannot overflow.
+#[inline]
+fn parse_digits(s: &str, max_len: usize) -> Option<u64> {
+    let bytes = s.as_bytes();
+    if bytes.is_empty() || bytes.len() > max_len {
+        return None;
     }
-    f.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"))
+    let mut n = 0u64;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
 }
 
 pub(crate) fn parse_u8(s: &str) -> Option<u8> {
-    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    parse_digits(s, 3).and_then(|n| u8::try_from(n).ok())
 }
 
 pub(crate) fn parse_u16(s: &str) -> Option<u16> {
-    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    parse_digits(s, 5).and_then(|n| u16::try_from(n).ok())
 }
 
 pub(crate) fn parse_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    parse_digits(s, 10).and_then(|n| u32::try_from(n).ok())
 }
 
 pub(crate) fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let bytes = s.as_bytes();
+    if bytes.len() <= 19 {
+        return parse_digits(s, 19);
+    }
+    if bytes.len() > 20 {
         return None;
     }
-    s.parse().ok()
+    // 20 digits: may overflow.
+    let high = parse_digits(&s[..19], 19)?;
+    let d = bytes[19].wrapping_sub(b'0');
+    if d > 9 {
+        return None;
+    }
+    high.checked_mul(10)?.checked_add(u64::from(d))
 }
 
 const fn token_table() -> [bool; 256] {
@@ -1092,9 +1094,67 @@ fn format_ref(s: &str) -> Option<Option<u8>> {
 }
 
 fn split_once_space(s: &str) -> (&str, Option<&str>) {
-    match split_byte(s, b' ') {
-        Some((a, b)) => (a, Some(b.trim_start_matches(' '))),
+    let bytes = s.as_bytes();
+    match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => {
+            let mut j = i + 1;
+            while bytes.get(j) == Some(&b' ') {
+                j += 1;
+            }
+            (&s[..i], Some(&s[j..]))
+        }
         None => (s, None),
+    }
+}
+
+/// `str::trim_end`, without the Unicode work when the text ends in a visible ASCII character.
+#[inline]
+pub(crate) fn trim_end(s: &str) -> &str {
+    match s.as_bytes().last() {
+        Some(b'!'..=b'~') | None => s,
+        _ => s.trim_end(),
+    }
+}
+
+/// `str::trim`, without the Unicode work when both ends are visible ASCII characters.
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(b'!'..=b'~'), Some(b'!'..=b'~')) | (None, _) => s,
+        _ => s.trim(),
+    }
+}
+
+/// `str::split` on one ASCII byte, without the generic pattern machinery.
+pub(crate) fn split_on(s: &str, byte: u8) -> SplitOn<'_> {
+    SplitOn {
+        rest: Some(s),
+        byte,
+    }
+}
+
+/// Iterator returned by [`split_on`].
+pub(crate) struct SplitOn<'a> {
+    rest: Option<&'a str>,
+    byte: u8,
+}
+
+impl<'a> Iterator for SplitOn<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.as_bytes().iter().position(|&b| b == self.byte) {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
     }
 }
 
@@ -1110,6 +1170,132 @@ fn no_value(
 }
 
 /// Parses the text after `a=`. Unknown attributes are kept verbatim.
+/// The attribute names this crate types, told apart by length first.
+#[derive(Clone, Copy)]
+enum Name {
+    Group,
+    BundleOnly,
+    Mid,
+    Msid,
+    MsidSemantic,
+    IceUfrag,
+    IcePwd,
+    IceOptions,
+    IceLite,
+    IceMismatch,
+    Candidate,
+    EndOfCandidates,
+    Fingerprint,
+    Setup,
+    Rtcp,
+    RtcpMux,
+    RtcpMuxOnly,
+    RtcpRsize,
+    Rtpmap,
+    Fmtp,
+    RtcpFb,
+    Extmap,
+    ExtmapAllowMixed,
+    Ssrc,
+    SsrcGroup,
+    Rid,
+    Simulcast,
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+    SctpPort,
+    MaxMessageSize,
+    Sctpmap,
+    ImageAttr,
+    Unknown,
+}
+
+impl Name {
+    fn classify(name: &[u8]) -> Name {
+        match name.len() {
+            3 => match name {
+                b"mid" => Name::Mid,
+                b"rid" => Name::Rid,
+                _ => Name::Unknown,
+            },
+            4 => match name {
+                b"msid" => Name::Msid,
+                b"rtcp" => Name::Rtcp,
+                b"fmtp" => Name::Fmtp,
+                b"ssrc" => Name::Ssrc,
+                _ => Name::Unknown,
+            },
+            5 => match name {
+                b"group" => Name::Group,
+                b"setup" => Name::Setup,
+                _ => Name::Unknown,
+            },
+            6 => match name {
+                b"rtpmap" => Name::Rtpmap,
+                b"extmap" => Name::Extmap,
+                _ => Name::Unknown,
+            },
+            7 => match name {
+                b"ice-pwd" => Name::IcePwd,
+                b"rtcp-fb" => Name::RtcpFb,
+                b"sctpmap" => Name::Sctpmap,
+                _ => Name::Unknown,
+            },
+            8 => match name {
+                b"ice-lite" => Name::IceLite,
+                b"rtcp-mux" => Name::RtcpMux,
+                b"sendrecv" => Name::SendRecv,
+                b"sendonly" => Name::SendOnly,
+                b"recvonly" => Name::RecvOnly,
+                b"inactive" => Name::Inactive,
+                _ => Name::Unknown,
+            },
+            9 => match name {
+                b"ice-ufrag" => Name::IceUfrag,
+                b"candidate" => Name::Candidate,
+                b"simulcast" => Name::Simulcast,
+                b"sctp-port" => Name::SctpPort,
+                b"imageattr" => Name::ImageAttr,
+                _ => Name::Unknown,
+            },
+            10 => match name {
+                b"rtcp-rsize" => Name::RtcpRsize,
+                b"ssrc-group" => Name::SsrcGroup,
+                _ => Name::Unknown,
+            },
+            11 => match name {
+                b"bundle-only" => Name::BundleOnly,
+                b"ice-options" => Name::IceOptions,
+                b"fingerprint" => Name::Fingerprint,
+                _ => Name::Unknown,
+            },
+            12 => match name {
+                b"ice-mismatch" => Name::IceMismatch,
+                _ => Name::Unknown,
+            },
+            13 => match name {
+                b"msid-semantic" => Name::MsidSemantic,
+                b"rtcp-mux-only" => Name::RtcpMuxOnly,
+                _ => Name::Unknown,
+            },
+            16 => match name {
+                b"max-message-size" => Name::MaxMessageSize,
+                _ => Name::Unknown,
+            },
+            17 => match name {
+                b"end-of-candidates" => Name::EndOfCandidates,
+                _ => Name::Unknown,
+            },
+            18 => match name {
+                b"extmap-allow-mixed" => Name::ExtmapAllowMixed,
+                _ => Name::Unknown,
+            },
+            _ => Name::Unknown,
+        }
+    }
+}
+
 pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
     let (name, value) = match split_byte(text, b':') {
         Some((n, v)) => (n, Some(v)),
@@ -1126,8 +1312,8 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             }
         };
     }
-    Ok(match name {
-        "group" => {
+    Ok(match Name::classify(name.as_bytes()) {
+        Name::Group => {
             let v = need!("group");
             let mut it = words(v);
             let semantics = it.next().filter(|s| is_token(s));
@@ -1139,15 +1325,15 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 mids: it.map(str::to_string).collect(),
             })
         }
-        "bundle-only" => no_value("bundle-only", value, Attribute::BundleOnly)?,
-        "mid" => {
+        Name::BundleOnly => no_value("bundle-only", value, Attribute::BundleOnly)?,
+        Name::Mid => {
             let v = need!("mid");
-            if v.contains(' ') {
+            if v.as_bytes().contains(&b' ') {
                 return err("mid", "an identification tag without spaces");
             }
             Attribute::Mid(v.to_string())
         }
-        "msid" => {
+        Name::Msid => {
             let v = need!("msid");
             let mut it = words(v);
             let (Some(stream), track, None) = (it.next(), it.next(), it.next()) else {
@@ -1158,7 +1344,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 track_id: track.map(str::to_string),
             })
         }
-        "msid-semantic" => {
+        Name::MsidSemantic => {
             let v = need!("msid-semantic");
             let mut it = words(v);
             let Some(semantic) = it.next() else {
@@ -1169,21 +1355,21 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 ids: it.map(str::to_string).collect(),
             })
         }
-        "ice-ufrag" => {
+        Name::IceUfrag => {
             let v = need!("ice-ufrag");
             if !is_credential(v) {
                 return err("ice-ufrag", "1-256 visible characters");
             }
             Attribute::IceUfrag(v.to_string())
         }
-        "ice-pwd" => {
+        Name::IcePwd => {
             let v = need!("ice-pwd");
             if !is_credential(v) {
                 return err("ice-pwd", "1-256 visible characters");
             }
             Attribute::IcePwd(v.to_string())
         }
-        "ice-options" => {
+        Name::IceOptions => {
             let v = need!("ice-options");
             let opts: Vec<String> = words(v).map(str::to_string).collect();
             if opts.is_empty() || !opts.iter().all(|o| is_ice_chars_or_token(o)) {
@@ -1191,17 +1377,17 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             }
             Attribute::IceOptions(opts)
         }
-        "ice-lite" => no_value("ice-lite", value, Attribute::IceLite)?,
-        "ice-mismatch" => no_value("ice-mismatch", value, Attribute::IceMismatch)?,
-        "candidate" => {
+        Name::IceLite => no_value("ice-lite", value, Attribute::IceLite)?,
+        Name::IceMismatch => no_value("ice-mismatch", value, Attribute::IceMismatch)?,
+        Name::Candidate => {
             let v = need!("candidate");
             match Candidate::parse(v) {
                 Ok(c) => Attribute::Candidate(Box::new(c)),
                 Err(expected) => return err("candidate", expected),
             }
         }
-        "end-of-candidates" => no_value("end-of-candidates", value, Attribute::EndOfCandidates)?,
-        "fingerprint" => {
+        Name::EndOfCandidates => no_value("end-of-candidates", value, Attribute::EndOfCandidates)?,
+        Name::Fingerprint => {
             let v = need!("fingerprint");
             let (hash, Some(hex)) = split_once_space(v) else {
                 return err("fingerprint", "<hash-func> <fingerprint>");
@@ -1209,7 +1395,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             if !is_token(hash) {
                 return err("fingerprint", "hash function token");
             }
-            let Some(bytes) = parse_hex_pairs(hex.trim_end()) else {
+            let Some(bytes) = parse_hex_pairs(trim_end(hex)) else {
                 return err("fingerprint", "colon-separated hex byte pairs");
             };
             if let Some(len) = Fingerprint::digest_len(hash) {
@@ -1222,14 +1408,14 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 bytes,
             })
         }
-        "setup" => Attribute::Setup(match need!("setup") {
+        Name::Setup => Attribute::Setup(match need!("setup") {
             "active" => Setup::Active,
             "passive" => Setup::Passive,
             "actpass" => Setup::ActPass,
             "holdconn" => Setup::HoldConn,
             _ => return err("setup", "active|passive|actpass|holdconn"),
         }),
-        "rtcp" => {
+        Name::Rtcp => {
             let v = need!("rtcp");
             let mut it = words(v);
             let Some(port) = it.next().and_then(parse_u16) else {
@@ -1246,10 +1432,10 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             };
             Attribute::Rtcp(Rtcp { port, address })
         }
-        "rtcp-mux" => no_value("rtcp-mux", value, Attribute::RtcpMux)?,
-        "rtcp-mux-only" => no_value("rtcp-mux-only", value, Attribute::RtcpMuxOnly)?,
-        "rtcp-rsize" => no_value("rtcp-rsize", value, Attribute::RtcpRsize)?,
-        "rtpmap" => {
+        Name::RtcpMux => no_value("rtcp-mux", value, Attribute::RtcpMux)?,
+        Name::RtcpMuxOnly => no_value("rtcp-mux-only", value, Attribute::RtcpMuxOnly)?,
+        Name::RtcpRsize => no_value("rtcp-rsize", value, Attribute::RtcpRsize)?,
+        Name::Rtpmap => {
             let v = need!("rtpmap");
             let (pt, Some(enc)) = split_once_space(v) else {
                 return err("rtpmap", "<payload type> <encoding>/<clock rate>");
@@ -1257,7 +1443,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             let Some(payload_type) = parse_u8(pt).filter(|p| *p < 128) else {
                 return err("rtpmap", "payload type 0-127");
             };
-            let Some((encoding, rest)) = split_byte(enc.trim_end(), b'/') else {
+            let Some((encoding, rest)) = split_byte(trim_end(enc), b'/') else {
                 return err("rtpmap", "<encoding>/<clock rate>");
             };
             let (clock, channels) = match split_byte(rest, b'/') {
@@ -1282,7 +1468,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 channels,
             })
         }
-        "fmtp" => {
+        Name::Fmtp => {
             let v = need!("fmtp");
             let (pt, Some(rest)) = split_once_space(v) else {
                 return err("fmtp", "<payload type> <parameters>");
@@ -1303,12 +1489,12 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                         chunk
                     }
                 };
-                let p = p.trim();
+                let p = trim(p);
                 if p.is_empty() {
                     continue;
                 }
                 params.push(match split_byte(p, b'=') {
-                    Some((k, v)) if !k.is_empty() => FmtpParam::from_pair(k.trim(), v.trim()),
+                    Some((k, v)) if !k.is_empty() => FmtpParam::from_pair(trim(k), trim(v)),
                     _ => FmtpParam::Value(p.to_string()),
                 });
             }
@@ -1320,7 +1506,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 params,
             })
         }
-        "rtcp-fb" => {
+        Name::RtcpFb => {
             let v = need!("rtcp-fb");
             let (pt, Some(rest)) = split_once_space(v) else {
                 return err("rtcp-fb", "<payload type|*> <feedback type>");
@@ -1328,7 +1514,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             let Some(payload_type) = format_ref(pt) else {
                 return err("rtcp-fb", "payload type 0-127 or *");
             };
-            let rest = rest.trim_end();
+            let rest = trim_end(rest);
             let (fb_type, param) = split_once_space(rest);
             if !is_token(fb_type) {
                 return err("rtcp-fb", "feedback type token");
@@ -1343,7 +1529,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 param: param.map(|p| intern(p, FEEDBACK_PARAMS)),
             })
         }
-        "extmap" => {
+        Name::Extmap => {
             let v = need!("extmap");
             let (idd, Some(rest)) = split_once_space(v) else {
                 return err("extmap", "<id>[/<direction>] <uri>");
@@ -1358,7 +1544,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             let Some(id) = parse_u8(id).filter(|i| *i > 0) else {
                 return err("extmap", "id 1-255");
             };
-            let (uri, attributes) = split_once_space(rest.trim_end());
+            let (uri, attributes) = split_once_space(trim_end(rest));
             if uri.is_empty() {
                 return err("extmap", "extension URI");
             }
@@ -1369,8 +1555,10 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 attributes: attributes.filter(|a| !a.is_empty()).map(str::to_string),
             })
         }
-        "extmap-allow-mixed" => no_value("extmap-allow-mixed", value, Attribute::ExtmapAllowMixed)?,
-        "ssrc" => {
+        Name::ExtmapAllowMixed => {
+            no_value("extmap-allow-mixed", value, Attribute::ExtmapAllowMixed)?
+        }
+        Name::Ssrc => {
             let v = need!("ssrc");
             let (id, Some(attr)) = split_once_space(v) else {
                 return err("ssrc", "<ssrc-id> <attribute>[:<value>]");
@@ -1380,7 +1568,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
             };
             let (attribute, value) = match split_byte(attr, b':') {
                 Some((a, v)) => (a, Some(v.to_string())),
-                None => (attr.trim_end(), None),
+                None => (trim_end(attr), None),
             };
             if !is_token(attribute) {
                 return err("ssrc", "source attribute name");
@@ -1391,7 +1579,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 value,
             })
         }
-        "ssrc-group" => {
+        Name::SsrcGroup => {
             let v = need!("ssrc-group");
             let mut it = words(v);
             let Some(semantics) = it.next().filter(|s| is_token(s)) else {
@@ -1409,23 +1597,23 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 ssrcs,
             })
         }
-        "rid" => Attribute::Rid(parse_rid(need!("rid"))?),
-        "simulcast" => Attribute::Simulcast(parse_simulcast(need!("simulcast"))?),
-        "sendrecv" | "sendonly" | "recvonly" | "inactive" => {
+        Name::Rid => Attribute::Rid(parse_rid(need!("rid"))?),
+        Name::Simulcast => Attribute::Simulcast(parse_simulcast(need!("simulcast"))?),
+        Name::SendRecv | Name::SendOnly | Name::RecvOnly | Name::Inactive => {
             if value.is_some() {
                 return err("direction", "no value");
             }
             Attribute::Direction(Direction::parse(name).unwrap_or(Direction::SendRecv))
         }
-        "sctp-port" => match parse_u16(need!("sctp-port")) {
+        Name::SctpPort => match parse_u16(need!("sctp-port")) {
             Some(p) => Attribute::SctpPort(p),
             None => return err("sctp-port", "port 0-65535"),
         },
-        "max-message-size" => match parse_u64(need!("max-message-size")) {
+        Name::MaxMessageSize => match parse_u64(need!("max-message-size")) {
             Some(p) => Attribute::MaxMessageSize(p),
             None => return err("max-message-size", "a byte count"),
         },
-        "sctpmap" => {
+        Name::Sctpmap => {
             let v = need!("sctpmap");
             let mut it = words(v);
             let (Some(port), Some(protocol)) = (it.next().and_then(parse_u16), it.next()) else {
@@ -1447,13 +1635,13 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 streams,
             })
         }
-        "imageattr" => {
+        Name::ImageAttr => {
             let v = need!("imageattr");
             let (pt, rest) = split_once_space(v);
             let Some(payload_type) = format_ref(pt) else {
                 return err("imageattr", "payload type or *");
             };
-            let rest = rest.unwrap_or("").trim_end();
+            let rest = trim_end(rest.unwrap_or(""));
             if !(rest.starts_with("send ") || rest.starts_with("recv ")) {
                 return err("imageattr", "send|recv attribute sets");
             }
@@ -1462,7 +1650,7 @@ pub(crate) fn parse_attribute(text: &str) -> Result<Attribute, AttrError> {
                 value: rest.to_string(),
             })
         }
-        _ => Attribute::Unknown {
+        Name::Unknown => Attribute::Unknown {
             name: name.to_string(),
             value: value.map(str::to_string),
         },
@@ -1515,10 +1703,10 @@ fn parse_rid(v: &str) -> Result<Rid, AttrError> {
         restrictions: Vec::new(),
     };
     if let Some(params) = it.next() {
-        for p in params.split(';') {
+        for p in split_on(params, b';') {
             match p.split_once('=') {
                 Some(("pt", list)) => {
-                    for pt in list.split(',') {
+                    for pt in split_on(list, b',') {
                         match parse_u8(pt).filter(|p| *p < 128) {
                             Some(pt) => rid.payload_types.push(pt),
                             None => return err("rid", "pt=<payload type list>"),
@@ -1541,9 +1729,9 @@ fn parse_rid(v: &str) -> Result<Rid, AttrError> {
 
 fn parse_sc_list(list: &str) -> Result<Vec<Vec<SimulcastRid>>, AttrError> {
     let mut streams = Vec::new();
-    for alternatives in list.split(';') {
+    for alternatives in split_on(list, b';') {
         let mut alts = Vec::new();
-        for id in alternatives.split(',') {
+        for id in split_on(alternatives, b',') {
             let (paused, id) = match id.strip_prefix('~') {
                 Some(rest) => (true, rest),
                 None => (false, id),
@@ -1583,24 +1771,6 @@ fn parse_simulcast(v: &str) -> Result<Simulcast, AttrError> {
         return err("simulcast", "send <list> and/or recv <list>");
     }
     Ok(sc)
-}
-
-fn write_sc_list(f: &mut Formatter<'_>, list: &[Vec<SimulcastRid>]) -> fmt::Result {
-    for (i, alts) in list.iter().enumerate() {
-        if i > 0 {
-            f.write_char(';')?;
-        }
-        for (j, rid) in alts.iter().enumerate() {
-            if j > 0 {
-                f.write_char(',')?;
-            }
-            if rid.paused {
-                f.write_char('~')?;
-            }
-            f.write_str(&rid.id)?;
-        }
-    }
-    Ok(())
 }
 
 impl Attribute {
@@ -1647,216 +1817,122 @@ impl Attribute {
 impl Display for Attribute {
     /// Writes the attribute without the `a=` prefix and without a line ending.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
-        match self {
-            Attribute::BundleOnly
-            | Attribute::IceLite
-            | Attribute::IceMismatch
-            | Attribute::EndOfCandidates
-            | Attribute::RtcpMux
-            | Attribute::RtcpMuxOnly
-            | Attribute::RtcpRsize
-            | Attribute::ExtmapAllowMixed
-            | Attribute::Direction(_) => Ok(()),
-            Attribute::Group(g) => {
-                write!(f, ":{}", g.semantics)?;
-                for m in &g.mids {
-                    write!(f, " {m}")?;
-                }
-                Ok(())
+        let mut out = String::with_capacity(64);
+        crate::write::push_attribute(&mut out, self);
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_check_by_variant_agrees_with_the_name_lists() {
+        let typed = [
+            "group:BUNDLE 0",
+            "bundle-only",
+            "mid:0",
+            "msid:a b",
+            "msid-semantic: WMS a",
+            "ice-ufrag:abcd",
+            "ice-pwd:abcdefghijklmnopqrstuvwx",
+            "ice-options:trickle",
+            "ice-lite",
+            "ice-mismatch",
+            "candidate:1 1 udp 1 192.0.2.1 5 typ host",
+            "end-of-candidates",
+            "fingerprint:sha-1 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13",
+            "setup:active",
+            "rtcp:9",
+            "rtcp-mux",
+            "rtcp-mux-only",
+            "rtcp-rsize",
+            "rtpmap:96 VP8/90000",
+            "fmtp:96 apt=100",
+            "rtcp-fb:96 nack",
+            "extmap:1 urn:x",
+            "extmap-allow-mixed",
+            "ssrc:1 cname:x",
+            "ssrc-group:FID 1 2",
+            "rid:a send",
+            "simulcast:send a",
+            "sendrecv",
+            "sendonly",
+            "recvonly",
+            "inactive",
+            "sctp-port:5000",
+            "max-message-size:100",
+            "sctpmap:5000 webrtc-datachannel 1024",
+            "imageattr:96 send *",
+        ];
+        let unknown = [
+            "ptime:20",
+            "label:1",
+            "framerate:30",
+            "x-foo",
+            "remote-candidates:1",
+        ];
+        for line in typed.iter().chain(&unknown) {
+            let a = parse_attribute(line).expect(line);
+            assert_eq!(
+                matches!(a, Attribute::Unknown { .. }),
+                unknown.contains(line),
+                "{line}"
+            );
+            for level in [Level::Session, Level::Media] {
+                assert_eq!(
+                    attribute_allowed_at(&a, level),
+                    allowed_at(a.name(), level),
+                    "{line} at {level}"
+                );
             }
-            Attribute::Mid(m) => {
-                f.write_char(':')?;
-                f.write_str(m)
-            }
-            Attribute::Msid(m) => {
-                write!(f, ":{}", m.stream_id)?;
-                if let Some(t) = &m.track_id {
-                    write!(f, " {t}")?;
-                }
-                Ok(())
-            }
-            Attribute::MsidSemantic(m) => {
-                write!(f, ": {}", m.semantic)?;
-                for id in &m.ids {
-                    write!(f, " {id}")?;
-                }
-                Ok(())
-            }
-            Attribute::IceUfrag(s) | Attribute::IcePwd(s) => {
-                f.write_char(':')?;
-                f.write_str(s)
-            }
-            Attribute::IceOptions(o) => {
-                f.write_char(':')?;
-                for (i, o) in o.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(' ')?;
-                    }
-                    f.write_str(o)?;
-                }
-                Ok(())
-            }
-            Attribute::Candidate(c) => {
-                f.write_char(':')?;
-                Display::fmt(&**c, f)
-            }
-            Attribute::Fingerprint(fp) => {
-                f.write_char(':')?;
-                f.write_str(&fp.hash_function)?;
-                f.write_char(' ')?;
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                for (i, b) in fp.bytes.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(':')?;
-                    }
-                    f.write_char(HEX[(b >> 4) as usize] as char)?;
-                    f.write_char(HEX[(b & 15) as usize] as char)?;
-                }
-                Ok(())
-            }
-            Attribute::Setup(s) => write!(f, ":{}", s.as_str()),
-            Attribute::Rtcp(r) => {
-                write!(f, ":{}", r.port)?;
-                if let Some(c) = &r.address {
-                    write!(f, " {} {} {}", c.nettype, c.addrtype, c.address)?;
-                }
-                Ok(())
-            }
-            Attribute::Rtpmap(r) => {
-                f.write_char(':')?;
-                write_num(f, r.payload_type.into())?;
-                f.write_char(' ')?;
-                f.write_str(&r.encoding)?;
-                f.write_char('/')?;
-                write_num(f, r.clock_rate.into())?;
-                if let Some(c) = r.channels {
-                    f.write_char('/')?;
-                    write_num(f, c.into())?;
-                }
-                Ok(())
-            }
-            Attribute::Fmtp(fm) => {
-                f.write_char(':')?;
-                write_num(f, fm.payload_type.into())?;
-                f.write_char(' ')?;
-                for (i, p) in fm.params.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(';')?;
-                    }
-                    Display::fmt(p, f)?;
-                }
-                Ok(())
-            }
-            Attribute::RtcpFb(fb) => {
-                f.write_char(':')?;
-                match fb.payload_type {
-                    Some(pt) => write_num(f, pt.into())?,
-                    None => f.write_char('*')?,
-                }
-                f.write_char(' ')?;
-                f.write_str(&fb.fb_type)?;
-                if let Some(p) = &fb.param {
-                    f.write_char(' ')?;
-                    f.write_str(p)?;
-                }
-                Ok(())
-            }
-            Attribute::Extmap(e) => {
-                f.write_char(':')?;
-                write_num(f, e.id.into())?;
-                if let Some(d) = e.direction {
-                    f.write_char('/')?;
-                    f.write_str(d.as_str())?;
-                }
-                f.write_char(' ')?;
-                f.write_str(&e.uri)?;
-                if let Some(a) = &e.attributes {
-                    f.write_char(' ')?;
-                    f.write_str(a)?;
-                }
-                Ok(())
-            }
-            Attribute::Ssrc(s) => {
-                f.write_char(':')?;
-                write_num(f, s.ssrc.into())?;
-                f.write_char(' ')?;
-                f.write_str(&s.attribute)?;
-                if let Some(v) = &s.value {
-                    f.write_char(':')?;
-                    f.write_str(v)?;
-                }
-                Ok(())
-            }
-            Attribute::SsrcGroup(g) => {
-                write!(f, ":{}", g.semantics)?;
-                for s in &g.ssrcs {
-                    write!(f, " {s}")?;
-                }
-                Ok(())
-            }
-            Attribute::Rid(r) => {
-                write!(f, ":{} {}", r.id, r.direction.as_str())?;
-                let mut first = true;
-                let mut sep = |f: &mut Formatter<'_>| {
-                    let s = if first { ' ' } else { ';' };
-                    first = false;
-                    f.write_char(s)
-                };
-                if !r.payload_types.is_empty() {
-                    sep(f)?;
-                    f.write_str("pt=")?;
-                    for (i, pt) in r.payload_types.iter().enumerate() {
-                        if i > 0 {
-                            f.write_char(',')?;
-                        }
-                        write!(f, "{pt}")?;
-                    }
-                }
-                for (k, v) in &r.restrictions {
-                    sep(f)?;
-                    f.write_str(k)?;
-                    if let Some(v) = v {
-                        write!(f, "={v}")?;
-                    }
-                }
-                Ok(())
-            }
-            Attribute::Simulcast(sc) => {
-                f.write_char(':')?;
-                if !sc.send.is_empty() {
-                    f.write_str("send ")?;
-                    write_sc_list(f, &sc.send)?;
-                    if !sc.recv.is_empty() {
-                        f.write_char(' ')?;
-                    }
-                }
-                if !sc.recv.is_empty() {
-                    f.write_str("recv ")?;
-                    write_sc_list(f, &sc.recv)?;
-                }
-                Ok(())
-            }
-            Attribute::SctpPort(p) => write!(f, ":{p}"),
-            Attribute::MaxMessageSize(s) => write!(f, ":{s}"),
-            Attribute::Sctpmap(s) => {
-                write!(f, ":{} {}", s.port, s.protocol)?;
-                if let Some(n) = s.streams {
-                    write!(f, " {n}")?;
-                }
-                Ok(())
-            }
-            Attribute::ImageAttr(i) => {
-                match i.payload_type {
-                    Some(pt) => write!(f, ":{pt} ")?,
-                    None => f.write_str(":* ")?,
-                }
-                f.write_str(&i.value)
-            }
-            Attribute::Unknown { value, .. } => match value {
-                Some(v) => write!(f, ":{v}"),
-                None => Ok(()),
-            },
+        }
+    }
+
+    #[test]
+    fn number_parsers_agree_with_std_on_digit_strings() {
+        let inputs = [
+            "0",
+            "7",
+            "007",
+            "255",
+            "256",
+            "65535",
+            "65536",
+            "4294967295",
+            "4294967296",
+            "9999999999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "000000000000000000001",
+        ];
+        for s in inputs {
+            let digits_only = |max: usize| s.len() <= max;
+            assert_eq!(
+                parse_u8(s),
+                s.parse().ok().filter(|_| digits_only(3)),
+                "{s}"
+            );
+            assert_eq!(
+                parse_u16(s),
+                s.parse().ok().filter(|_| digits_only(5)),
+                "{s}"
+            );
+            assert_eq!(
+                parse_u32(s),
+                s.parse().ok().filter(|_| digits_only(10)),
+                "{s}"
+            );
+            assert_eq!(
+                parse_u64(s),
+                s.parse().ok().filter(|_| digits_only(20)),
+                "{s}"
+            );
+        }
+        for bad in ["", "+1", "-1", "1a", " 1", "1 "] {
+            assert_eq!(parse_u64(bad), None, "{bad:?}");
         }
     }
 }

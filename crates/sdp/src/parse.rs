@@ -147,7 +147,7 @@ impl Parser<'_> {
 }
 
 fn parse_connection(p: &Parser<'_>, v: &str) -> Result<Connection, ParseError> {
-    let mut it = v.split(' ');
+    let mut it = attribute::split_on(v, b' ');
     match (it.next(), it.next(), it.next(), it.next()) {
         (Some(n), Some(a), Some(addr), None)
             if attribute::is_token(n) && attribute::is_token(a) && !addr.is_empty() =>
@@ -176,7 +176,7 @@ fn parse_bandwidth(p: &Parser<'_>, v: &str) -> Result<Bandwidth, ParseError> {
 }
 
 fn parse_origin(p: &Parser<'_>, v: &str) -> Result<Origin, ParseError> {
-    let mut it = v.split(' ');
+    let mut it = attribute::split_on(v, b' ');
     let username = it.next().filter(|u| !u.is_empty());
     let id = it.next().and_then(parse_u64);
     let version = it.next().and_then(parse_u64);
@@ -203,13 +203,13 @@ fn parse_origin(p: &Parser<'_>, v: &str) -> Result<Origin, ParseError> {
 }
 
 fn parse_media_line(p: &Parser<'_>, v: &str) -> Result<MediaDescription, ParseError> {
-    let mut it = v.split(' ');
+    let mut it = attribute::split_on(v, b' ');
     let kind = it
         .next()
         .filter(|k| attribute::is_token(k))
         .ok_or_else(|| p.field("m=", "<media> token"))?;
     let ports = it.next().ok_or_else(|| p.field("m=", "<port>"))?;
-    let (port, port_count) = match ports.split_once('/') {
+    let (port, port_count) = match attribute::split_byte(ports, b'/') {
         Some((a, b)) => (parse_u16(a), Some(parse_u16(b))),
         None => (parse_u16(ports), None),
     };
@@ -229,8 +229,10 @@ fn parse_media_line(p: &Parser<'_>, v: &str) -> Result<MediaDescription, ParseEr
         })
         .ok_or_else(|| p.field("m=", "<proto>"))?;
     let mut media = MediaDescription::new(MediaKind::from_token(kind), port, protocol);
-    media.attributes.reserve(32);
     media.port_count = port_count;
+    media
+        .formats
+        .reserve(v.bytes().filter(|&b| b == b' ').count().saturating_sub(2));
     for f in it {
         if !attribute::is_token(f) {
             return Err(p.field("m=", "<fmt> tokens separated by single spaces"));
@@ -254,7 +256,7 @@ fn parse_media_line(p: &Parser<'_>, v: &str) -> Result<MediaDescription, ParseEr
 /// Checks the format parameters of `telephone-event` payloads (RFC 4733 §2.4.1): a list of
 /// event codes 0-255 or ascending ranges `a-b`, separated by commas.
 fn valid_events(list: &str) -> bool {
-    list.split(',').all(|item| {
+    attribute::split_on(list, b',').all(|item| {
         let (a, b) = match item.split_once('-') {
             Some((a, b)) => (a, b),
             None => (item, item),
@@ -322,9 +324,27 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
         });
     }
     let mut session = SessionDescription {
-        times: Vec::new(),
+        version: 0,
+        origin: Origin {
+            username: String::new(),
+            session_id: 0,
+            session_version: 0,
+            nettype: String::new(),
+            addrtype: String::new(),
+            address: String::new(),
+        },
         session_name: String::new(),
-        ..SessionDescription::default()
+        information: None,
+        uri: None,
+        emails: Vec::new(),
+        phones: Vec::new(),
+        connection: None,
+        bandwidths: Vec::new(),
+        times: Vec::new(),
+        time_zones: None,
+        key: None,
+        attributes: Vec::new(),
+        media: Vec::new(),
     };
     let mut seen_origin = false;
     let mut seen_name = false;
@@ -333,6 +353,9 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
     // fmtp lines of the current media section: (line number, text, attribute index).
     let mut fmtp_lines: Vec<(usize, &str, usize)> = Vec::new();
     let mut last_number = 0;
+    // Attributes of the current media section, moved into it (exactly sized) when the section
+    // ends, so that the section's vector is allocated once.
+    let mut media_attributes: Vec<Attribute> = Vec::new();
 
     let mut rest = body;
     let mut number = 0;
@@ -367,7 +390,11 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
         }
 
         if t == b'm' {
-            if let Some(last) = session.media.last() {
+            if let Some(last) = session.media.last_mut() {
+                // An exactly sized vector; the scratch keeps its capacity for the next one.
+                let mut exact = Vec::with_capacity(media_attributes.len());
+                exact.append(&mut media_attributes);
+                last.attributes = exact;
                 check_media(last, &fmtp_lines)?;
             } else {
                 if !seen_name {
@@ -382,6 +409,7 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
                 }
             }
             fmtp_lines.clear();
+            media_attributes.reserve(128);
             session.media.push(parse_media_line(&p, value)?);
             in_media = true;
             rank = 0;
@@ -432,11 +460,13 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
                     media.key = Some(value.to_string());
                 }
                 _ => {
-                    let attr = parse_attribute_line(&p, value, Level::Media)?;
-                    if matches!(attr, Attribute::Fmtp(_)) {
-                        fmtp_lines.push((number, line, media.attributes.len()));
+                    parse_attribute_line(&p, value, Level::Media, &mut media_attributes)?;
+                    if let Some(Attribute::Fmtp(_)) = media_attributes.last() {
+                        if fmtp_lines.capacity() == 0 {
+                            fmtp_lines.reserve(32);
+                        }
+                        fmtp_lines.push((number, line, media_attributes.len() - 1));
                     }
-                    media.attributes.push(attr);
                 }
             }
             continue;
@@ -487,7 +517,7 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
             }
             b'b' => session.bandwidths.push(parse_bandwidth(&p, value)?),
             b't' => {
-                let mut it = value.split(' ');
+                let mut it = attribute::split_on(value, b' ');
                 match (
                     it.next().and_then(parse_u64),
                     it.next().and_then(parse_u64),
@@ -524,8 +554,7 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
                         expected: "a t= line before session attributes",
                     }));
                 }
-                let attr = parse_attribute_line(&p, value, Level::Session)?;
-                session.attributes.push(attr);
+                parse_attribute_line(&p, value, Level::Session, &mut session.attributes)?;
             }
         }
     }
@@ -544,7 +573,8 @@ pub fn parse(input: &str) -> Result<SessionDescription, ParseError> {
     if session.times.is_empty() {
         return Err(missing("t="));
     }
-    if let Some(last) = session.media.last() {
+    if let Some(last) = session.media.last_mut() {
+        last.attributes = media_attributes;
         check_media(last, &fmtp_lines)?;
     }
     Ok(session)
@@ -574,24 +604,38 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
         .map(|i| offset + i)
 }
 
+/// Parses an `a=` value and appends it to `out` (moved once, straight into the vector).
+#[inline(always)]
 fn parse_attribute_line(
     p: &Parser<'_>,
     value: &str,
     level: Level,
-) -> Result<Attribute, ParseError> {
-    let attr = attribute::parse_attribute(value).map_err(|e| {
-        p.error(ParseErrorKind::InvalidAttribute {
-            attribute: e.attribute,
-            expected: e.expected,
-        })
-    })?;
-    if !attribute::allowed_at(attr.name(), level) {
-        return Err(p.error(ParseErrorKind::WrongLevel {
-            attribute: attr.name().to_string(),
-            level,
-        }));
+    out: &mut Vec<Attribute>,
+) -> Result<(), ParseError> {
+    match attribute::parse_attribute(value) {
+        Ok(attr) if attribute::attribute_allowed_at(&attr, level) => {
+            out.push(attr);
+            Ok(())
+        }
+        Ok(attr) => Err(wrong_level(p, &attr, level)),
+        Err(e) => Err(invalid_attribute(p, e)),
     }
-    Ok(attr)
+}
+
+#[cold]
+fn wrong_level(p: &Parser<'_>, attr: &Attribute, level: Level) -> ParseError {
+    p.error(ParseErrorKind::WrongLevel {
+        attribute: attr.name().to_string(),
+        level,
+    })
+}
+
+#[cold]
+fn invalid_attribute(p: &Parser<'_>, e: attribute::AttrError) -> ParseError {
+    p.error(ParseErrorKind::InvalidAttribute {
+        attribute: e.attribute,
+        expected: e.expected,
+    })
 }
 
 /// Parses one `a=candidate:` value (as carried by trickle ICE), e.g.
