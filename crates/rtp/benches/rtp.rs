@@ -15,7 +15,8 @@
 //!     the chunks (`RtcpWriter::transport_cc`); rtc-rtcp marshals a pre-chunked struct (it has
 //!     no encoder from per-packet statuses), so its chunking is NOT included here.
 //!   - `twcc_records_to_bytes`: end to end, from received `(transport seq, arrival µs)` records
-//!     to feedback bytes. Ours feeds a [`TwccReceiver`] and calls `build_feedback`. rtc-rtcp
+//!     to feedback bytes. Ours resets a long-lived [`TwccReceiver`], feeds it and calls
+//!     `build_feedback`. rtc-rtcp
 //!     has no feedback builder, so `theirs_records_to_bytes` is the straightforward code a user
 //!     of rtc-rtcp writes (the same greedy chunk choice as webrtc-rs' interceptor): per-packet
 //!     symbols and `RecvDelta`s into `Vec`s, then run-length / 1-bit / 2-bit
@@ -30,15 +31,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use rtc_shared::marshal::{Marshal, Unmarshal};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tympan_rtp::rtcp::{
     CompoundIter, NackPair, ReportBlock, RtcpPacket, RtcpWriter, SdesItem, SenderInfo,
     TwccFeedback, TwccHeader,
 };
-use tympan_rtp::twcc::TwccReceiver;
 use tympan_rtp::rtp::{RtpPacketMut, RtpWriter};
+use tympan_rtp::twcc::TwccReceiver;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -196,8 +197,14 @@ fn theirs_records_to_bytes(records: &[(u16, Instant)], base_seq: u16, out: &mut 
     .unwrap()
 }
 
-/// Ours end to end: the records into a receiver, then one feedback.
-fn ours_records_to_bytes(rx: &mut TwccReceiver, records: &[(u16, Instant)], out: &mut [u8]) -> usize {
+/// Ours end to end: a reset receiver (buffers allocated once per stream in real use), the
+/// records into it, then one feedback.
+fn ours_records_to_bytes(
+    rx: &mut TwccReceiver,
+    records: &[(u16, Instant)],
+    out: &mut [u8],
+) -> usize {
+    rx.reset();
     for &(s, t) in records {
         rx.on_packet(s, t);
     }
@@ -409,12 +416,9 @@ fn benches(c: &mut Criterion) {
     });
     let records = twcc_records(Instant::now());
     let mut fbuf = vec![0u8; 1500];
-    // Receivers are built outside the measured code (once per stream in real use).
-    let mut pool: Vec<TwccReceiver> = (0..1001).map(|_| TwccReceiver::new(1, 2, 256)).collect();
+    let mut rx = TwccReceiver::new(1, 2, 256);
     let r_ours = allocs_per_iter(|| {
-        let mut rx = pool.pop().unwrap();
         black_box(ours_records_to_bytes(&mut rx, &records, &mut fbuf));
-        pool.insert(0, rx); // dropped outside the counted loop
     });
     let r_theirs = allocs_per_iter(|| {
         black_box(theirs_records_to_bytes(&records, 0, &mut out));
@@ -428,7 +432,7 @@ fn benches(c: &mut Criterion) {
         };
         // Index 0 is relative to the reference time, not to a previous packet.
         assert_eq!(theirs[1..], deltas[1..]);
-        let n = ours_records_to_bytes(&mut TwccReceiver::new(1, 2, 256), &records, &mut fbuf);
+        let n = ours_records_to_bytes(&mut rx, &records, &mut fbuf);
         let ours: Vec<_> = match CompoundIter::new(&fbuf[..n]).next() {
             Some(Ok(RtcpPacket::TransportCc(t))) => t.statuses().map(|s| s.delta).collect(),
             _ => panic!("our feedback does not parse"),
@@ -482,11 +486,13 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("twcc_records_to_bytes");
     g.bench_function("tympan", |b| {
-        b.iter_batched_ref(
-            || TwccReceiver::new(1, 2, 256),
-            |rx| black_box(ours_records_to_bytes(rx, black_box(&records), &mut fbuf)),
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            black_box(ours_records_to_bytes(
+                &mut rx,
+                black_box(&records),
+                &mut fbuf,
+            ))
+        })
     });
     g.bench_function("rtc-rtcp", |b| {
         b.iter(|| black_box(theirs_records_to_bytes(black_box(&records), 0, &mut out)))

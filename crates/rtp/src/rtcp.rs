@@ -1337,11 +1337,9 @@ impl<'b> RtcpWriter<'b> {
             }
             (chunks, end)
         };
-        let mut b = self.twcc_builder_at(hdr, n, slots, end)?;
-        for d in deltas {
-            b.push(*d);
-        }
-        b.finish().map(|_| ())
+        self.twcc_builder_at(hdr, n, slots, end)?
+            .write(deltas.iter().copied())
+            .map(|_| ())
     }
 
     /// Appends an already encoded TWCC feedback (e.g. one parsed from another compound, to
@@ -1418,10 +1416,7 @@ impl<'b> RtcpWriter<'b> {
             start,
             cpos,
             dstart,
-            dpos: dstart,
-            count: 0,
             max,
-            enc: ChunkEncoder::new(),
         })
     }
 
@@ -1506,12 +1501,14 @@ fn twcc_worst_end(start: usize, n: usize) -> usize {
 /// pending symbols live in two shift registers (1 and 2 bits per symbol, newest lowest).
 #[derive(Debug, Clone, Copy)]
 struct ChunkEncoder {
-    b1: u16,
+    // All fields one width: mixed-width stores and loads of neighbouring fields stall
+    // store-to-load forwarding (measured: 2× slower) when the state is not in registers.
+    b1: u32,
     b2: u32,
-    size: usize,
-    first: u8,
-    all_same: bool,
-    has_large: bool,
+    size: u32,
+    first: u32,
+    all_same: u32,
+    has_large: u32,
 }
 
 const fn low_bits(n: usize) -> u32 {
@@ -1525,17 +1522,19 @@ impl ChunkEncoder {
             b2: 0,
             size: 0,
             first: 0,
-            all_same: true,
-            has_large: false,
+            all_same: 1,
+            has_large: 0,
         }
     }
 
     /// Adds symbol `s` (0 lost, 1 small delta, 2 large delta); returns a completed chunk.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, s: u8) -> Option<u16> {
-        let fits = self.size < 7
-            || (self.size < 14 && !self.has_large && s < 2)
-            || (self.all_same && self.first == s && self.size < 0x1FFF);
+        let s32 = u32::from(s);
+        // Non-short-circuit: one well-predicted branch instead of several data-dependent ones.
+        let fits = (self.size < 7)
+            | ((self.size < 14) & (self.has_large == 0) & (s < 2))
+            | ((self.all_same != 0) & (self.first == s32) & (self.size < 0x1FFF));
         if fits {
             self.add(s);
             return None;
@@ -1545,15 +1544,16 @@ impl ChunkEncoder {
         Some(c)
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, s: u8) {
+        let s = u32::from(s);
         if self.size == 0 {
             self.first = s;
         }
-        self.b1 = (self.b1 << 1) | u16::from(s & 1);
-        self.b2 = (self.b2 << 2) | u32::from(s);
-        self.all_same &= self.first == s;
-        self.has_large |= s == 2;
+        self.b1 = (self.b1 << 1) | (s & 1);
+        self.b2 = (self.b2 << 2) | s;
+        self.all_same &= u32::from(self.first == s);
+        self.has_large |= s >> 1;
         self.size += 1;
     }
 
@@ -1562,12 +1562,12 @@ impl ChunkEncoder {
     }
 
     fn run_length(&self) -> u16 {
-        (u16::from(self.first) << 13) | self.size as u16
+        ((self.first << 13) | self.size) as u16
     }
 
     /// 1-bit vector of the `n` (≤ 14) pending symbols, none of them large.
     fn one_bit(&self, n: usize) -> u16 {
-        0x8000 | ((u32::from(self.b1) & low_bits(n)) << (14 - n)) as u16
+        0x8000 | ((self.b1 & low_bits(n)) << (14 - n)) as u16
     }
 
     /// 2-bit vector of the `n` (≤ 7) pending symbols.
@@ -1577,7 +1577,7 @@ impl ChunkEncoder {
 
     /// Emits a chunk because the next symbol cannot join (so `size >= 7`).
     fn emit(&mut self) -> u16 {
-        if self.all_same {
+        if self.all_same != 0 {
             let c = self.run_length();
             self.clear();
             return c;
@@ -1589,27 +1589,27 @@ impl ChunkEncoder {
         }
         // 7..14 symbols with a large delta among them: the oldest 7 go in a 2-bit vector, the
         // rest stay pending.
-        let rest = self.size - 7;
+        let rest = self.size as usize - 7;
         let c = 0xC000 | ((self.b2 >> (2 * rest)) & 0x3FFF) as u16;
         self.b2 &= low_bits(2 * rest);
-        self.b1 &= low_bits(rest) as u16;
-        self.size = rest;
-        self.has_large = self.b2 & 0xAAAA_AAAA != 0;
+        self.b1 &= low_bits(rest);
+        self.size = rest as u32;
+        self.has_large = u32::from(self.b2 & 0xAAAA_AAAA != 0);
         if rest > 0 {
             let first = (self.b2 >> (2 * (rest - 1))) & 3;
-            self.first = first as u8;
-            self.all_same = self.b2 == first * (0x5555_5555 & low_bits(2 * rest));
+            self.first = first;
+            self.all_same = u32::from(self.b2 == first * (0x5555_5555 & low_bits(2 * rest)));
         } else {
-            self.all_same = true;
+            self.all_same = 1;
         }
         c
     }
 
     /// The last (possibly partial) chunk, if any symbol is pending.
     fn finish(&mut self) -> Option<u16> {
-        let c = match self.size {
+        let c = match self.size as usize {
             0 => return None,
-            _ if self.all_same => self.run_length(),
+            _ if self.all_same != 0 => self.run_length(),
             n @ 1..=7 => self.two_bit(n),
             n => self.one_bit(n),
         };
@@ -1618,8 +1618,8 @@ impl ChunkEncoder {
     }
 }
 
-/// Writes one TWCC feedback packet status by status: chunks go right after the header,
-/// deltas into a region after the worst-case chunk area and are moved down once at the end.
+/// Writes one TWCC feedback packet: chunks go right after the header, deltas into a region
+/// after the worst-case chunk area and are moved down once at the end.
 #[derive(Debug)]
 pub(crate) struct TwccBuilder<'w, 'b> {
     w: &'w mut RtcpWriter<'b>,
@@ -1627,51 +1627,47 @@ pub(crate) struct TwccBuilder<'w, 'b> {
     start: usize,
     cpos: usize,
     dstart: usize,
-    dpos: usize,
-    count: usize,
     max: usize,
-    enc: ChunkEncoder,
 }
 
 impl TwccBuilder<'_, '_> {
-    /// Appends the next packet's status (`None` = lost); false when the packet is full.
+    /// Encodes the statuses (`None` = lost, at most the builder's maximum; the iterator is not
+    /// advanced beyond it) in one pass and completes the packet. Returns the status count.
     #[inline]
-    pub(crate) fn push(&mut self, d: Option<i16>) -> bool {
-        if self.count >= self.max {
-            return false;
-        }
+    pub(crate) fn write(
+        self,
+        statuses: impl Iterator<Item = Option<i16>>,
+    ) -> Result<usize, RtcpError> {
         let buf = &mut *self.w.buf;
-        let s = match d {
-            None => 0,
-            Some(v) if (0..=255).contains(&v) => {
-                buf[self.dpos] = v as u8;
-                self.dpos += 1;
-                1
+        let (mut cpos, mut dpos, mut count) = (self.cpos, self.dstart, 0usize);
+        let mut enc = ChunkEncoder::new();
+        for d in statuses.take(self.max) {
+            let s = match d {
+                None => 0,
+                Some(v) if (0..=255).contains(&v) => {
+                    buf[dpos] = v as u8;
+                    dpos += 1;
+                    1
+                }
+                Some(v) => {
+                    buf[dpos..dpos + 2].copy_from_slice(&v.to_be_bytes());
+                    dpos += 2;
+                    2
+                }
+            };
+            if let Some(c) = enc.push(s) {
+                buf[cpos..cpos + 2].copy_from_slice(&c.to_be_bytes());
+                cpos += 2;
             }
-            Some(v) => {
-                buf[self.dpos..self.dpos + 2].copy_from_slice(&v.to_be_bytes());
-                self.dpos += 2;
-                2
-            }
-        };
-        if let Some(c) = self.enc.push(s) {
-            buf[self.cpos..self.cpos + 2].copy_from_slice(&c.to_be_bytes());
-            self.cpos += 2;
+            count += 1;
         }
-        self.count += 1;
-        true
-    }
-
-    /// Completes the packet; returns the number of statuses written.
-    pub(crate) fn finish(mut self) -> Result<usize, RtcpError> {
-        let buf = &mut *self.w.buf;
-        if let Some(c) = self.enc.finish() {
-            buf[self.cpos..self.cpos + 2].copy_from_slice(&c.to_be_bytes());
-            self.cpos += 2;
+        if let Some(c) = enc.finish() {
+            buf[cpos..cpos + 2].copy_from_slice(&c.to_be_bytes());
+            cpos += 2;
         }
         let start = self.start;
-        buf.copy_within(self.dstart..self.dpos, self.cpos);
-        let pos = self.cpos + (self.dpos - self.dstart);
+        buf.copy_within(self.dstart..dpos, cpos);
+        let pos = cpos + (dpos - self.dstart);
         let end = start + (pos - start).div_ceil(4) * 4;
         buf[pos..end].fill(0);
         let words = (end - start) / 4 - 1;
@@ -1686,11 +1682,11 @@ impl TwccBuilder<'_, '_> {
         h[4..8].copy_from_slice(&hdr.sender_ssrc.to_be_bytes());
         h[8..12].copy_from_slice(&hdr.media_ssrc.to_be_bytes());
         h[12..14].copy_from_slice(&hdr.base_seq.to_be_bytes());
-        h[14..16].copy_from_slice(&(self.count as u16).to_be_bytes());
+        h[14..16].copy_from_slice(&(count as u16).to_be_bytes());
         h[16..19].copy_from_slice(&(hdr.reference_time as u32).to_be_bytes()[1..]);
         h[19] = hdr.fb_pkt_count;
         self.w.len = end;
-        Ok(self.count)
+        Ok(count)
     }
 }
 

@@ -56,6 +56,16 @@ impl TwccReceiver {
         self.arrivals.push((ext, t));
     }
 
+    /// Forgets every arrival and the feedback state (as after [`new`](Self::new)), keeping the
+    /// allocated buffer: for a new transport (e.g. after an ICE restart) without allocating.
+    pub fn reset(&mut self) {
+        self.unwrap = SeqUnwrapper::new();
+        self.epoch = None;
+        self.arrivals.clear();
+        self.next_base = None;
+        self.fb_count = 0;
+    }
+
     /// Number of arrivals not yet reported.
     pub fn pending(&self) -> usize {
         self.arrivals.len()
@@ -95,28 +105,30 @@ impl TwccReceiver {
         };
         let span = (last.0 - base + 1).min(MAX_STATUSES_PER_FEEDBACK as u64) as usize;
         let max = writer.twcc_fit(span).max(1);
-        let mut b = writer.twcc_builder(&hdr, max)?;
+        let b = writer.twcc_builder(&hdr, max)?;
         let mut prev_ticks = (ref_time * 256) as i64;
         let mut used = 0;
         let mut seq = base;
-        for &(s, t) in &self.arrivals {
+        // Statuses from `base`: a lost one per missing sequence number, then the record's
+        // delta; stops at the first record beyond `max` or whose delta overflows 16 bits.
+        let arrivals = &self.arrivals;
+        let statuses = std::iter::from_fn(|| {
+            let &(s, t) = arrivals.get(used)?;
             if s - base >= max as u64 {
-                break;
+                return None;
+            }
+            if seq < s {
+                seq += 1;
+                return Some(None);
             }
             let ticks = (t / 250) as i64;
-            let Ok(delta) = i16::try_from(ticks - prev_ticks) else {
-                break;
-            };
-            while seq < s {
-                b.push(None);
-                seq += 1;
-            }
-            b.push(Some(delta));
-            seq += 1;
+            let delta = i16::try_from(ticks - prev_ticks).ok()?;
             prev_ticks = ticks;
+            seq += 1;
             used += 1;
-        }
-        let written = b.finish()?;
+            Some(Some(delta))
+        });
+        let written = b.write(statuses)?;
         self.fb_count = self.fb_count.wrapping_add(1);
         self.next_base = Some(seq);
         self.arrivals.drain(..used);

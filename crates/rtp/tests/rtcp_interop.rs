@@ -399,7 +399,11 @@ fn twcc_long_runs_and_mixed_vectors_interop() {
     deltas.extend(std::iter::repeat_n(Some(-2), 20));
     for k in 0..14 {
         for j in 0..14 {
-            deltas.push(if j == k { Some(1000) } else { Some((j * 7) as i16) });
+            deltas.push(if j == k {
+                Some(1000)
+            } else {
+                Some((j * 7) as i16)
+            });
         }
         deltas.push(None);
     }
