@@ -1100,6 +1100,26 @@ impl<'b> MessageBuilder<'b> {
         self.buf[3] = l[1];
     }
 
+    /// Prepares an integrity or fingerprint attribute with a `value_len`-byte value: checks that
+    /// it fits the buffer and the 16-bit length field, then sets the header length to include it
+    /// (these attributes are computed over a header that already counts them). Returns false,
+    /// with the error recorded, when it does not fit or an earlier step failed.
+    fn announce_trailing_attribute(&mut self, value_len: usize) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        let end = self.len + 4 + value_len;
+        if end > self.buf.len() || end - HEADER_LEN > 0xFFFF {
+            self.error = Some(StunError::BufferTooSmall {
+                needed: end,
+                available: self.buf.len(),
+            });
+            return false;
+        }
+        self.set_length(end - HEADER_LEN);
+        true
+    }
+
     /// Appends an attribute whose value is written by `fill` into a slice of `n` bytes.
     fn attr_with(&mut self, t: u16, n: usize, fill: impl FnOnce(&mut [u8])) -> &mut Self {
         if self.error.is_some() {
@@ -1294,18 +1314,9 @@ impl<'b> MessageBuilder<'b> {
 
     /// Appends MESSAGE-INTEGRITY computed with a pre-keyed HMAC state.
     pub fn message_integrity_with(&mut self, key: &IntegrityKey) -> &mut Self {
-        if self.error.is_some() {
+        if !self.announce_trailing_attribute(20) {
             return self;
         }
-        let end = self.len + 24;
-        if end > self.buf.len() {
-            self.error = Some(StunError::BufferTooSmall {
-                needed: end,
-                available: self.buf.len(),
-            });
-            return self;
-        }
-        self.set_length(end - HEADER_LEN);
         let mut mac = key.mac.clone();
         mac.update(&self.buf[..self.len]);
         let out = mac.finalize().into_bytes();
@@ -1314,18 +1325,9 @@ impl<'b> MessageBuilder<'b> {
 
     /// Appends MESSAGE-INTEGRITY-SHA256 (full 32 bytes).
     pub fn message_integrity_sha256(&mut self, key: &[u8]) -> &mut Self {
-        if self.error.is_some() {
+        if !self.announce_trailing_attribute(32) {
             return self;
         }
-        let end = self.len + 36;
-        if end > self.buf.len() {
-            self.error = Some(StunError::BufferTooSmall {
-                needed: end,
-                available: self.buf.len(),
-            });
-            return self;
-        }
-        self.set_length(end - HEADER_LEN);
         let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
             return self;
         };
@@ -1338,18 +1340,9 @@ impl<'b> MessageBuilder<'b> {
 
     /// Appends FINGERPRINT; must be the last attribute.
     pub fn fingerprint(&mut self) -> &mut Self {
-        if self.error.is_some() {
+        if !self.announce_trailing_attribute(4) {
             return self;
         }
-        let end = self.len + 8;
-        if end > self.buf.len() {
-            self.error = Some(StunError::BufferTooSmall {
-                needed: end,
-                available: self.buf.len(),
-            });
-            return self;
-        }
-        self.set_length(end - HEADER_LEN);
         let crc = crc32fast::hash(&self.buf[..self.len]) ^ FINGERPRINT_XOR;
         self.raw(attr::FINGERPRINT, &crc.to_be_bytes())
     }
@@ -1596,5 +1589,30 @@ mod tests {
             StunMessage::parse(&bad).unwrap().verify_fingerprint(),
             Err(IntegrityError::Mismatch)
         );
+    }
+
+    #[test]
+    fn trailing_attributes_never_overflow_the_length_field() {
+        // 4 + 65_528 = 65_532 bytes of body: a FINGERPRINT (8 more) or MESSAGE-INTEGRITY would
+        // push the 16-bit message length past 0xFFFF, so the builder must refuse, not wrap.
+        let mut buf = vec![0u8; 70_000];
+        for with_integrity in [false, true] {
+            let mut b = MessageBuilder::new(
+                &mut buf,
+                Method::DATA,
+                Class::Indication,
+                TransactionId([4; 12]),
+            );
+            b.raw(0xC000, &[7; 65_528]);
+            if with_integrity {
+                b.message_integrity(b"key");
+            } else {
+                b.fingerprint();
+            }
+            assert!(
+                matches!(b.finish(), Err(StunError::BufferTooSmall { needed, .. }) if needed > 0xFFFF),
+                "with_integrity = {with_integrity}"
+            );
+        }
     }
 }
