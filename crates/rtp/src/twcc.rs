@@ -22,8 +22,11 @@ pub struct TwccReceiver {
     media_ssrc: u32,
     unwrap: SeqUnwrapper,
     epoch: Option<Instant>,
-    /// (unwrapped seq, arrival µs since epoch), unsorted.
+    /// (unwrapped seq, arrival µs since epoch), in arrival order.
     arrivals: Vec<(u64, u64)>,
+    /// Whether some arrival is out of order or repeated (then `build_feedback` sorts and
+    /// dedups); tracked per packet so that the usual in-order case needs no extra pass.
+    unsorted: bool,
     next_base: Option<u64>,
     fb_count: u8,
     capacity: usize,
@@ -39,6 +42,7 @@ impl TwccReceiver {
             unwrap: SeqUnwrapper::new(),
             epoch: None,
             arrivals: Vec::with_capacity(capacity),
+            unsorted: false,
             next_base: None,
             fb_count: 0,
             capacity,
@@ -52,7 +56,10 @@ impl TwccReceiver {
             return;
         }
         let epoch = *self.epoch.get_or_insert(now);
-        let t = now.saturating_duration_since(epoch).as_micros() as u64;
+        // Whole µs without the u128 arithmetic of `Duration::as_micros`.
+        let since = now.saturating_duration_since(epoch);
+        let t = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
+        self.unsorted |= self.arrivals.last().is_some_and(|l| l.0 >= ext);
         self.arrivals.push((ext, t));
     }
 
@@ -62,6 +69,7 @@ impl TwccReceiver {
         self.unwrap = SeqUnwrapper::new();
         self.epoch = None;
         self.arrivals.clear();
+        self.unsorted = false;
         self.next_base = None;
         self.fb_count = 0;
     }
@@ -81,13 +89,14 @@ impl TwccReceiver {
         let (Some(&first), Some(&last)) = (self.arrivals.first(), self.arrivals.last()) else {
             return Ok(0);
         };
-        // Arrivals are usually recorded in order already: sort only if needed.
-        let (first, last) = if self.arrivals.is_sorted_by(|a, b| a.0 < b.0) {
-            (first, last)
-        } else {
+        // Arrivals are usually recorded in order already: sort only if one was not.
+        let (first, last) = if self.unsorted {
             self.arrivals.sort_unstable_by_key(|a| a.0);
             self.arrivals.dedup_by_key(|a| a.0);
+            self.unsorted = false;
             (self.arrivals[0], self.arrivals[self.arrivals.len() - 1])
+        } else {
+            (first, last)
         };
         // Report losses since the previous feedback, unless the gap is so long that the
         // sender's history cannot hold those packets anyway.
@@ -288,6 +297,35 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    /// Reordered and repeated arrivals are reported once each, in sequence order, in every
+    /// feedback (the in-order flag is reset after sorting and by a feedback of in-order ones).
+    #[test]
+    fn reordered_and_repeated_arrivals_are_reported_once_in_order() {
+        let t0 = Instant::now();
+        let mut rx = TwccReceiver::new(1, 2, 100);
+        let batches: [&[u16]; 3] = [&[0, 1, 2, 4, 3, 3, 5, 7, 6], &[8, 9, 9, 10], &[11, 12]];
+        let expected: [std::ops::RangeInclusive<u16>; 3] = [0..=7, 8..=10, 11..=12];
+        let mut k = 0u64;
+        for (batch, want) in batches.iter().zip(expected) {
+            for &s in *batch {
+                k += 1;
+                rx.on_packet(s, t0 + Duration::from_millis(10 + k));
+            }
+            let mut buf = [0u8; 200];
+            let mut w = RtcpWriter::new(&mut buf);
+            let count = rx.build_feedback(&mut w).unwrap();
+            let n = w.len();
+            let Some(Ok(RtcpPacket::TransportCc(fb))) = CompoundIter::new(&buf[..n]).next() else {
+                panic!("not twcc")
+            };
+            let got: Vec<(u16, bool)> = fb.statuses().map(|s| (s.seq, s.delta.is_some())).collect();
+            let want: Vec<(u16, bool)> = want.map(|s| (s, true)).collect();
+            assert_eq!(got, want);
+            assert_eq!(count, want.len());
+            assert_eq!(rx.pending(), 0);
+        }
     }
 
     #[test]

@@ -4,15 +4,19 @@
 //! # Context reuse (no per-packet key schedule, no per-packet allocation)
 //!
 //! Every OpenSSL `EVP_CIPHER_CTX` is created and keyed **once**, when a [`super::SrtpContext`] is
-//! built. Per packet we call `EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv)` through
-//! [`CipherCtxRef::encrypt_init`] with only an IV: OpenSSL keeps the expanded AES key (and, for
-//! GCM, the GHASH table) and only resets the counter. The safe `openssl::symm::Crypter` cannot do
-//! this (it is keyed at construction), hence `openssl::cipher_ctx::CipherCtx`.
+//! built. For GCM, per packet we call `EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv)` through
+//! [`CipherCtxRef::encrypt_init`] with only an IV: OpenSSL keeps the expanded AES key and the
+//! GHASH table and only resets the counter. The safe `openssl::symm::Crypter` cannot do this (it
+//! is keyed at construction), hence `openssl::cipher_ctx::CipherCtx`. AES-CM needs no per-packet
+//! call at all: [`AesCtr`] encrypts its own counter blocks with a keyed AES-ECB context.
 //!
 //! HMAC-SHA1 uses the RustCrypto `hmac` + `sha1` crates (SHA-NI accelerated where the CPU has it):
 //! the keyed `Hmac<Sha1>` holds the precomputed inner/outer pad states, and each packet clones it,
 //! which is a plain copy of ~200 bytes on the stack. OpenSSL's HMAC through the safe `openssl` API
-//! would need a fresh `EVP_MD_CTX`/`Signer` (a heap allocation) per packet.
+//! would need a fresh `EVP_MD_CTX`/`Signer` (a heap allocation) per packet. An HMAC built from two
+//! pre-keyed, cloned `openssl::sha::Sha1` states (OpenSSL's SHA-NI assembly) was measured too: the
+//! same ~0.85 µs over 1216 octets as this one (both run the SHA-NI compression, ~0.64 ns/octet on
+//! the bench machine), so there is nothing to gain from switching.
 
 use hmac::{Hmac, Mac};
 use openssl::cipher::{Cipher, CipherRef};
@@ -31,11 +35,11 @@ fn crypto_err(operation: &'static str) -> impl FnOnce(openssl::error::ErrorStack
     move |_| SrtpError::Crypto { operation }
 }
 
-/// The AES-CTR cipher for a key length.
-fn ctr_cipher(key: &[u8]) -> Result<&'static CipherRef, SrtpError> {
+/// The AES-ECB block cipher (for the counter-mode keystream) for a key length.
+fn ecb_cipher(key: &[u8]) -> Result<&'static CipherRef, SrtpError> {
     match key.len() {
-        16 => Ok(Cipher::aes_128_ctr()),
-        32 => Ok(Cipher::aes_256_ctr()),
+        16 => Ok(Cipher::aes_128_ecb()),
+        32 => Ok(Cipher::aes_256_ecb()),
         len => Err(SrtpError::BadKeyLength {
             what: "AES master key",
             expected: 16,
@@ -76,30 +80,61 @@ pub(crate) fn derive(
     ctr.apply(&iv, out)
 }
 
+/// Bytes of keystream generated per OpenSSL call (a whole 1500-octet MTU packet in one call).
+const KEYSTREAM_CHUNK: usize = 1536;
+/// AES block size.
+const AES_BLOCK: usize = 16;
+
 /// AES in counter mode, keyed once.
+///
+/// The keystream is produced by encrypting the counter blocks with a keyed AES-ECB context and
+/// XORed into the data here, rather than by re-IV'ing an AES-CTR context per packet: with OpenSSL
+/// 3.0, `EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv)` (plus the `iv_length` query the safe
+/// wrapper makes) costs ~115 ns, about a third of AES-CTR over a 1200-octet payload, while an
+/// ECB context needs no per-packet re-initialisation at all. The counter is the full 128-bit
+/// big-endian increment of `iv`, exactly as OpenSSL's (and RFC 3711's) AES-CTR.
 pub(crate) struct AesCtr {
-    ctx: CipherCtx,
+    ecb: CipherCtx,
 }
 
 impl AesCtr {
     /// Creates and keys the context (the only place the AES key schedule runs).
     pub(crate) fn new(key: &[u8]) -> Result<Self, SrtpError> {
-        let cipher = ctr_cipher(key)?;
-        let mut ctx = CipherCtx::new().map_err(crypto_err("EVP_CIPHER_CTX_new"))?;
-        ctx.encrypt_init(Some(cipher), Some(key), None)
-            .map_err(crypto_err("AES-CTR key setup"))?;
-        Ok(Self { ctx })
+        let cipher = ecb_cipher(key)?;
+        let mut ecb = CipherCtx::new().map_err(crypto_err("EVP_CIPHER_CTX_new"))?;
+        ecb.encrypt_init(Some(cipher), Some(key), None)
+            .map_err(crypto_err("AES key setup"))?;
+        // Whole blocks only: nothing is ever buffered inside the context between packets.
+        ecb.set_padding(false);
+        Ok(Self { ecb })
     }
 
     /// XORs `data` in place with the keystream starting at counter block `iv`.
     pub(crate) fn apply(&mut self, iv: &[u8; 16], data: &mut [u8]) -> Result<(), SrtpError> {
-        self.ctx
-            .encrypt_init(None, None, Some(iv))
-            .map_err(crypto_err("AES-CTR IV"))?;
-        let len = data.len();
-        self.ctx
-            .cipher_update_inplace(data, len)
-            .map_err(crypto_err("AES-CTR"))?;
+        let mut counter = u128::from_be_bytes(*iv);
+        // One spare block: the safe `cipher_update_inplace` wants room for a block of output
+        // beyond the input of a block cipher.
+        let mut keystream = [0u8; KEYSTREAM_CHUNK + AES_BLOCK];
+        for chunk in data.chunks_mut(KEYSTREAM_CHUNK) {
+            let blocks = chunk.len().div_ceil(AES_BLOCK);
+            let stream_len = blocks * AES_BLOCK;
+            for block in keystream[..stream_len].chunks_exact_mut(AES_BLOCK) {
+                block.copy_from_slice(&counter.to_be_bytes());
+                counter = counter.wrapping_add(1);
+            }
+            let produced = self
+                .ecb
+                .cipher_update_inplace(&mut keystream, stream_len)
+                .map_err(crypto_err("AES-CTR"))?;
+            if produced != stream_len {
+                return Err(SrtpError::Crypto {
+                    operation: "AES-CTR keystream length",
+                });
+            }
+            for (d, k) in chunk.iter_mut().zip(&keystream) {
+                *d ^= *k;
+            }
+        }
         Ok(())
     }
 }
@@ -265,6 +300,41 @@ mod tests {
         let mut again = [0u8; 16];
         ctr.apply(&iv, &mut again).unwrap();
         assert_eq!(again[..], ks[..16]);
+    }
+
+    /// The ECB-built keystream equals OpenSSL's own AES-CTR (`EVP_aes_*_ctr`, full 128-bit
+    /// counter increment) for lengths around the block and chunk boundaries, IVs whose counter
+    /// carries into (and wraps) the upper bits, and both key sizes; the context is reused across
+    /// calls as it is across packets.
+    #[test]
+    fn keystream_matches_openssl_aes_ctr() {
+        use openssl::symm::{Cipher as SymmCipher, encrypt};
+        let ivs: [[u8; 16]; 4] = [
+            [0; 16],
+            [
+                0xF0, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD,
+                0xFF, 0xF0,
+            ],
+            [
+                0x12, 0x34, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+            ],
+            [0xff; 16],
+        ];
+        for (key, reference) in [
+            (vec![0x2bu8; 16], SymmCipher::aes_128_ctr()),
+            (vec![0x5au8; 32], SymmCipher::aes_256_ctr()),
+        ] {
+            let mut ours = AesCtr::new(&key).unwrap();
+            for iv in &ivs {
+                for len in [0usize, 1, 15, 16, 17, 1200, 1535, 1536, 1537, 3073, 5000] {
+                    let plain: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                    let mut data = plain.clone();
+                    ours.apply(iv, &mut data).unwrap();
+                    let expected = encrypt(reference, &key, Some(iv), &plain).unwrap();
+                    assert_eq!(data, expected, "key {} iv {iv:02x?} len {len}", key.len());
+                }
+            }
+        }
     }
 
     /// RFC 3711 Appendix B.3: key derivation (cipher key, salt and the full 94-octet auth key).
