@@ -1,0 +1,394 @@
+//! Server configuration: command-line flags, `TYMPAN_*` environment variables and an optional
+//! TOML file, in that order of precedence, over built-in defaults that work on a laptop.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default HTTP (page + WebSocket) address.
+pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Default UDP media address (all peers share it).
+pub const DEFAULT_UDP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
+/// Default ICE-TCP media address (passive candidates).
+pub const DEFAULT_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
+/// Default room size limit.
+pub const DEFAULT_MAX_ROOM_SIZE: usize = 50;
+/// Default log filter.
+pub const DEFAULT_LOG: &str = "info";
+
+/// Everything the server needs to start. Build it with [`Config::default`] (laptop defaults),
+/// [`Config::ephemeral`] (loopback, port 0: for tests) or [`Config::from_cli`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// HTTP address: the web room, `/ws` and `/healthz`.
+    pub http: SocketAddr,
+    /// UDP media socket address (port 0 = any free port).
+    pub udp: SocketAddr,
+    /// ICE-TCP media listener address (port 0 = any free port).
+    pub tcp: SocketAddr,
+    /// Addresses advertised in the server's ICE candidates (with the bound UDP and TCP
+    /// ports). Empty: the bound address; if that is unspecified (`0.0.0.0`/`::`), the
+    /// machine's default-route address (found with an unconnected-socket trick, no packet
+    /// sent), else 127.0.0.1.
+    pub public_ips: Vec<IpAddr>,
+    /// Log filter: a level (`info`) or `target=level` list (`info,tympan_sfu=debug`).
+    pub log: String,
+    /// Largest number of participants in one room.
+    pub max_room_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: DEFAULT_HTTP,
+            udp: DEFAULT_UDP,
+            tcp: DEFAULT_TCP,
+            public_ips: Vec::new(),
+            log: DEFAULT_LOG.to_string(),
+            max_room_size: DEFAULT_MAX_ROOM_SIZE,
+        }
+    }
+}
+
+/// Why the configuration could not be built.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// Bad flags or environment variables (includes `--help`; call `.exit()` on it).
+    Cli(clap::Error),
+    /// The TOML file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The TOML file does not parse or has unknown keys.
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        error: toml::de::Error,
+    },
+    /// A value is out of range.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Cli(e) => write!(f, "{e}"),
+            ConfigError::Read { path, error } => {
+                write!(f, "cannot read config file {}: {error}", path.display())
+            }
+            ConfigError::Toml { path, error } => {
+                write!(f, "bad config file {}: {error}", path.display())
+            }
+            ConfigError::Invalid(m) => write!(f, "invalid configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Command-line flags; each has a `TYMPAN_*` environment variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tympan-sfu",
+    about = "tympan room server: open the printed URL in two browser tabs",
+    version
+)]
+struct Cli {
+    /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size.
+    #[arg(long, env = "TYMPAN_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// HTTP address (web room, /ws, /healthz). [default: 127.0.0.1:8080]
+    #[arg(long, env = "TYMPAN_HTTP", value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// UDP media address, shared by all peers. [default: 127.0.0.1:50000]
+    #[arg(long, env = "TYMPAN_UDP", value_name = "ADDR")]
+    udp: Option<SocketAddr>,
+    /// ICE-TCP media address (RFC 6544 passive). [default: 127.0.0.1:50000]
+    #[arg(long, env = "TYMPAN_TCP", value_name = "ADDR")]
+    tcp: Option<SocketAddr>,
+    /// IP advertised in ICE candidates; repeat for several (env: comma-separated).
+    /// [default: the bind address, or the default-route address when binding 0.0.0.0]
+    #[arg(
+        long = "public-ip",
+        env = "TYMPAN_PUBLIC_IP",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    public_ip: Vec<IpAddr>,
+    /// Log filter: a level or `target=level` list. [default: info]
+    #[arg(long, env = "TYMPAN_LOG", value_name = "FILTER")]
+    log: Option<String>,
+    /// Largest number of participants in one room. [default: 50]
+    #[arg(long, env = "TYMPAN_MAX_ROOM_SIZE", value_name = "N")]
+    max_room_size: Option<usize>,
+}
+
+/// The TOML file's keys (all optional; unknown keys are an error, to catch typos).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http: Option<SocketAddr>,
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    public_ip: Option<Vec<IpAddr>>,
+    log: Option<String>,
+    max_room_size: Option<usize>,
+}
+
+impl Config {
+    /// Loopback, every port 0 (the OS picks): for tests that start servers in-process.
+    pub fn ephemeral() -> Self {
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        Self {
+            http: any,
+            udp: any,
+            tcp: any,
+            ..Self::default()
+        }
+    }
+
+    /// From the process's arguments and environment (and `--config` file). On `--help`,
+    /// `--version` or a bad flag, returns [`ConfigError::Cli`]: call `.exit()` on it.
+    pub fn from_cli() -> Result<Self, ConfigError> {
+        Self::try_from_args(std::env::args_os())
+    }
+
+    /// Like [`Config::from_cli`] with explicit arguments (the first is the program name).
+    /// Environment variables are still read.
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args).map_err(ConfigError::Cli)?;
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                })?;
+                Self::parse_file(&text).map_err(|error| ConfigError::Toml {
+                    path: path.clone(),
+                    error,
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let config = Self {
+            http: cli.http.or(file.http).unwrap_or(d.http),
+            udp: cli.udp.or(file.udp).unwrap_or(d.udp),
+            tcp: cli.tcp.or(file.tcp).unwrap_or(d.tcp),
+            public_ips: if cli.public_ip.is_empty() {
+                file.public_ip.unwrap_or_default()
+            } else {
+                cli.public_ip
+            },
+            log: cli.log.or(file.log).unwrap_or(d.log),
+            max_room_size: cli
+                .max_room_size
+                .or(file.max_room_size)
+                .unwrap_or(d.max_room_size),
+        };
+        if config.max_room_size == 0 {
+            return Err(ConfigError::Invalid(
+                "max_room_size must be at least 1".into(),
+            ));
+        }
+        if let Some(ip) = config.public_ips.iter().find(|ip| ip.is_unspecified()) {
+            return Err(ConfigError::Invalid(format!(
+                "public ip {ip} is unspecified: give an address peers can reach"
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The IPs to advertise for sockets bound to `bound`.
+    pub(crate) fn advertised_ips(&self, bound: IpAddr) -> Vec<IpAddr> {
+        if !self.public_ips.is_empty() {
+            return self.public_ips.clone();
+        }
+        if !bound.is_unspecified() {
+            return vec![bound];
+        }
+        vec![default_route_ip(bound).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    }
+}
+
+/// The source address the OS would use towards a documentation address (no packet is sent:
+/// `connect` on UDP only selects the route).
+fn default_route_ip(bound: IpAddr) -> Option<IpAddr> {
+    let (local, probe): (SocketAddr, SocketAddr) = if bound.is_ipv4() {
+        (
+            "0.0.0.0:0".parse().ok()?,
+            "192.0.2.1:9".parse().ok()?, // TEST-NET-1
+        )
+    } else {
+        ("[::]:0".parse().ok()?, "[2001:db8::1]:9".parse().ok()?)
+    };
+    let socket = std::net::UdpSocket::bind(local).ok()?;
+    socket.connect(probe).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        std::iter::once("tympan-sfu")
+            .chain(list.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_with_nothing_set() {
+        // Assumes no TYMPAN_* variable is set in the test environment.
+        if std::env::vars().any(|(k, _)| k.starts_with("TYMPAN_")) {
+            return;
+        }
+        assert_eq!(Config::try_from_args(args(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("tympan-sfu-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sfu.toml");
+        std::fs::write(
+            &path,
+            "http = \"0.0.0.0:9000\"\nudp = \"127.0.0.1:40000\"\npublic_ip = [\"192.0.2.7\"]\nmax_room_size = 4\n",
+        )
+        .unwrap();
+        let c = Config::try_from_args(args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--udp",
+            "127.0.0.1:41000",
+            "--public-ip",
+            "198.51.100.1",
+            "--public-ip",
+            "198.51.100.2",
+        ]))
+        .unwrap();
+        assert_eq!(c.http, "0.0.0.0:9000".parse().unwrap()); // file
+        assert_eq!(c.udp, "127.0.0.1:41000".parse().unwrap()); // flag beats file
+        assert_eq!(c.tcp, DEFAULT_TCP); // default
+        assert_eq!(
+            c.public_ips,
+            vec![
+                "198.51.100.1".parse::<IpAddr>().unwrap(),
+                "198.51.100.2".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.max_room_size, 4);
+        std::fs::write(&path, "htp = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Config::try_from_args(args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(matches!(err, ConfigError::Toml { .. }), "{err}");
+        assert!(err.to_string().contains("htp"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Runs in a child process started by `environment_sits_between_flags_and_file` (the
+    /// environment cannot be changed safely inside this multi-threaded test process).
+    #[test]
+    fn env_child() {
+        let Some(path) = std::env::var_os("TYMPAN_TEST_CHILD_FILE") else {
+            return;
+        };
+        let path = path.to_str().unwrap().to_string();
+        let c =
+            Config::try_from_args(args(&["--config", &path, "--udp", "127.0.0.1:7001"])).unwrap();
+        assert_eq!(c.http, "127.0.0.1:9999".parse().unwrap(), "env beats file");
+        assert_eq!(c.udp, "127.0.0.1:7001".parse().unwrap(), "flag beats env");
+        assert_eq!(
+            c.tcp,
+            "127.0.0.1:7100".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(c.max_room_size, 3, "env beats file");
+        assert_eq!(
+            c.public_ips,
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "192.0.2.2".parse().unwrap()
+            ],
+            "comma-separated env list"
+        );
+        println!("env_child checked");
+    }
+
+    #[test]
+    fn environment_sits_between_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("tympan-sfu-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sfu.toml");
+        std::fs::write(
+            &path,
+            "http = \"127.0.0.1:9000\"\ntcp = \"127.0.0.1:7100\"\nmax_room_size = 9\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "config::tests::env_child", "--nocapture"])
+            .env("TYMPAN_TEST_CHILD_FILE", &path)
+            .env("TYMPAN_HTTP", "127.0.0.1:9999")
+            .env("TYMPAN_UDP", "127.0.0.1:7000")
+            .env("TYMPAN_MAX_ROOM_SIZE", "3")
+            .env("TYMPAN_PUBLIC_IP", "192.0.2.1,192.0.2.2")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("env_child checked"), "{stdout}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(matches!(
+            Config::try_from_args(args(&["--udp", "nope"])),
+            Err(ConfigError::Cli(_))
+        ));
+        assert!(matches!(
+            Config::try_from_args(args(&["--max-room-size", "0"])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::try_from_args(args(&["--public-ip", "0.0.0.0"])),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn advertised_ips_follow_the_documented_rule() {
+        let mut c = Config::default();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(c.advertised_ips(lo), vec![lo]);
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let ips = c.advertised_ips(any);
+        assert_eq!(ips.len(), 1);
+        assert!(!ips[0].is_unspecified());
+        c.public_ips = vec!["192.0.2.9".parse().unwrap()];
+        assert_eq!(c.advertised_ips(lo), c.public_ips);
+    }
+}
