@@ -604,11 +604,21 @@ def run_scenario(base_url, wd, profiles, server, media=True):
             return True
         wait_for("D back on the landing page with the room_full error", refused)
 
-    say(f"C leaves while B's signalling lags {GLARE_DELAY:.0f} s and B turns its camera off: "
+    say(f"C leaves while B's signalling lags {GLARE_DELAY:.0f} s; B turns its camera off and re-offers: "
         "B's offer crosses the server's (glare)")
     log_mark = len(b.page_log())
+    glare_started = time.monotonic()
     proxy.delay = GLARE_DELAY
     c.click("#leave-button")
+
+    def a_sees_c_gone():
+        return ids["C"] not in [p["id"] for p in a.state()["participants"]]
+
+    # Once A (not delayed) sees C gone, the server has sent B its offer (C's tracks removed),
+    # which the proxy holds back. Camera changes are `mute` messages (no renegotiation), so B
+    # re-offers on purpose now: its offer crosses the server's.
+    wait_for("A to see C gone", a_sees_c_gone)
+    b.js("window.tympanTest.renegotiate(); return true")
     b.click("#cam-button")
     for br in (a, b):
         def c_gone(br=br):
@@ -632,8 +642,13 @@ def run_scenario(base_url, wd, profiles, server, media=True):
 
     def glare_resolved():
         lines = b.page_log()[log_mark:]
-        glare = [i for i, line in enumerate(lines) if "glare: rolling back" in line]
+        # The server's `glare` error reply to B's offer (B may already have rolled back when the
+        # server's offer arrived first); then B must answer and get its own offer answered.
+        glare = [i for i, line in enumerate(lines) if '"code":"glare"' in line]
         if not glare:
+            # The server's `glare` reply is itself held back by the proxy: give it time to land.
+            if time.monotonic() < glare_started + GLARE_DELAY + 3.0:
+                return None
             return "none"
         if not any('← {"type":"answer"' in line for line in lines[glare[0]:]):
             raise Failure("after the glare, B's offer has not been answered yet")
@@ -643,6 +658,8 @@ def run_scenario(base_url, wd, profiles, server, media=True):
     proxy.delay = 0.0
     if outcome == "none":
         say("  note: no glare this time (B's offer did not cross the server's); the step proved nothing")
+        for line in b.page_log()[log_mark:][-20:]:
+            say(f"    B: {line[:160]}")
     else:
         say("  glare happened; B rolled back, answered the server, and its own offer went through")
     problems = [n for n in b.state()["notices"] if "negotiation" in n.lower() or "Server error" in n]

@@ -19,8 +19,9 @@ use crate::peer::{
     SignalingState, TimeoutReason, TransmitMeta, Transport,
 };
 use crate::room::{
-    Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, Room, TrackAnnouncement,
-    TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name, validate_room_name,
+    Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, PublishedTrack, Room,
+    TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
+    validate_room_name,
 };
 
 /// Keyframe requests to one publisher track are sent at most this often.
@@ -1321,5 +1322,24 @@ impl Engine {
         self.participants
             .get(&participant)
             .map(|p| p.info(participant))
+    }
+
+    /// The tracks `participant` publishes, each with the mid of the m-line (in the
+    /// participant's own peer connection) that carries it, in m-line order of publication.
+    /// A client needs this to name its own tracks in `set_muted`; the shell sends it with the
+    /// reply to the client's offer.
+    pub fn published_tracks(&self, participant: ParticipantId) -> Vec<PublishedTrack> {
+        self.participants
+            .get(&participant)
+            .map(|p| {
+                p.tracks
+                    .iter()
+                    .map(|t| PublishedTrack {
+                        mid: t.mid.clone(),
+                        track: t.info(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

@@ -82,5 +82,5 @@ pub use notice::{ErrorCode, LeaveReason, Notice, SignalError};
 pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};
 pub use room::{
     IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
-    ParticipantInfo, TrackAnnouncement, TrackId, TrackInfo, TrackSource,
+    ParticipantInfo, PublishedTrack, TrackAnnouncement, TrackId, TrackInfo, TrackSource,
 };

@@ -187,6 +187,16 @@ pub struct OfferedTrack {
     pub track: TrackId,
 }
 
+/// A track a participant publishes, with the mid that carries it in that participant's own
+/// peer connection (see [`crate::Engine::published_tracks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    /// The m-line's mid in the publisher's peer connection.
+    pub mid: String,
+    /// The track.
+    pub track: TrackInfo,
+}
+
 /// Longest room or display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 /// Longest chat text, in characters.

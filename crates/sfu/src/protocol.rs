@@ -233,8 +233,17 @@ pub struct ParticipantJson {
     pub tracks: Vec<TrackJson>,
 }
 
-/// One entry of a server `offer`'s `tracks`.
+/// One entry of the `tracks` of an `answer` reply: one of the client's own tracks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedTrackJson {
+    /// The client's m-line.
+    pub mid: String,
+    /// The track id the server gave it.
+    pub track_id: String,
+}
+
+/// One entry of a server offer's `tracks`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OfferedTrackJson {
     /// The server's m-line.
     pub mid: String,
@@ -274,6 +283,9 @@ pub enum ServerMessage {
         id: Option<u64>,
         /// SDP text.
         sdp: String,
+        /// The client's own published tracks: which server track id each of its sending
+        /// m-lines became (for `mute`).
+        tracks: Vec<PublishedTrackJson>,
     },
     /// Generic success reply.
     Ok {

@@ -18,7 +18,8 @@ use tympan_sdp::MediaKind;
 use crate::actor::{ActorGone, EngineHandle};
 use crate::protocol::{
     ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION, ParticipantJson,
-    ProtocolError, Request, ServerMessage, Source, TokenBucket, TrackJson, parse_client_message,
+    ProtocolError, PublishedTrackJson, Request, ServerMessage, Source, TokenBucket, TrackJson,
+    parse_client_message,
 };
 
 /// Messages per second allowed on one socket.
@@ -265,9 +266,20 @@ impl Session {
                 }
                 self.ctx
                     .engine
-                    .call(move |core, now| core.engine.handle_offer(now, me, &sdp, &announced))
+                    .call(move |core, now| {
+                        let sdp = core.engine.handle_offer(now, me, &sdp, &announced)?;
+                        let tracks = core
+                            .engine
+                            .published_tracks(me)
+                            .into_iter()
+                            .map(|t| PublishedTrackJson {
+                                mid: t.mid,
+                                track_id: t.track.id.to_string(),
+                            })
+                            .collect();
+                        Ok(ServerMessage::Answer { id, sdp, tracks })
+                    })
                     .await
-                    .map(|r| r.map(|sdp| ServerMessage::Answer { id, sdp }))
             }
             (Request::Answer { negotiation, sdp }, Some(me)) => self
                 .ctx

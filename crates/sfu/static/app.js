@@ -19,6 +19,7 @@
 //                                  framesDecoded, audioLevel}] from pc.getStats() inbound-rtp
 //   window.tympanTest.transport() -> Promise of 'udp' | 'tcp' | null (selected ICE pair)
 //   window.tympanTest.log()    -> the page's own log lines (signalling and errors)
+//   window.tympanTest.renegotiate() -> send a new offer of the unchanged session now
 'use strict';
 
 (() => {
@@ -501,6 +502,13 @@
       this.queue(() => this.maybeOffer());
     }
 
+    // Send a fresh offer of the unchanged session (test hook: lets the e2e test make our offer
+    // cross a server offer now that camera and mic changes no longer renegotiate).
+    renegotiate() {
+      this.needOffer = true;
+      this.queue(() => this.maybeOffer());
+    }
+
     async maybeOffer() {
       const pc = this.pc;
       if (!pc || !this.needOffer || this.offerInFlight || pc.signalingState !== 'stable') return;
@@ -920,6 +928,7 @@
     stats() { return session ? session.inboundStats() : Promise.resolve([]); },
     transport() { return session ? session.selectedTransport() : Promise.resolve(null); },
     log() { return logLines.slice(); },
+    renegotiate() { if (session) session.renegotiate(); },
   };
 
   initRoomControls();

@@ -175,6 +175,28 @@ impl Str0mPeer {
             .request(json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks}))
             .await;
         assert_eq!(reply["type"], "answer", "{name}: {reply}");
+        // The reply names the track id of each m-line we publish (what `mute` needs).
+        let mut own: Vec<String> = reply["tracks"]
+            .as_array()
+            .expect("answer.tracks")
+            .iter()
+            .map(|t| {
+                let id = t["track_id"].as_str().expect("track_id");
+                assert!(id.starts_with('t'), "{name}: track id {id}");
+                t["mid"].as_str().expect("mid").to_owned()
+            })
+            .collect();
+        own.sort();
+        let mut published: Vec<String> = peer
+            .publish
+            .iter()
+            .map(|(mid, _)| mid.to_string())
+            .collect();
+        published.sort();
+        assert_eq!(
+            own, published,
+            "{name}: answer.tracks covers exactly our sending m-lines"
+        );
         let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap())
             .expect("server answer parses in str0m");
         peer.rtc
