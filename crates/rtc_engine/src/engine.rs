@@ -23,6 +23,7 @@ use crate::room::{
     TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
     validate_room_name,
 };
+use crate::seed_rng::SeedRng;
 
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -116,29 +117,6 @@ pub struct RoomSummary {
     pub participants: usize,
     /// Published tracks in it.
     pub tracks: usize,
-}
-
-/// splitmix64: deterministic ids and SSRCs from the configured seed.
-#[derive(Debug)]
-struct SeedRng(u64);
-
-impl SeedRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn ssrc(&mut self) -> u32 {
-        loop {
-            let s = self.next_u64() as u32;
-            if s != 0 {
-                return s;
-            }
-        }
-    }
 }
 
 /// One subscriber of a published track.
@@ -331,7 +309,7 @@ impl Engine {
             )
             .collect();
         Ok(Engine {
-            rng: SeedRng(config.seed),
+            rng: SeedRng::new(config.seed),
             config,
             dtls: Arc::new(dtls),
             local_candidates,

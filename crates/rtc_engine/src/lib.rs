@@ -71,6 +71,7 @@ mod engine;
 mod forward;
 mod notice;
 mod room;
+mod seed_rng;
 
 #[doc(hidden)]
 pub use forward::fuzz_forward;

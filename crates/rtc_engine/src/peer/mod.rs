@@ -50,6 +50,8 @@ use std::time::{Duration, Instant};
 use tympan_ice::agent::{Credentials, IceAgent, IceConfig, IceEvent, IceState};
 use tympan_ice::stun::{PacketKind, classify};
 
+use crate::seed_rng::SeedRng;
+
 use media::{MediaEvent, MediaStreams, RecvStreamConfig, SendStreamConfig};
 use negotiation::{Negotiation, Section};
 
@@ -378,29 +380,6 @@ impl fmt::Display for Mid {
     }
 }
 
-/// A SplitMix64 PRNG for SSRCs (seeded from the config: deterministic tests).
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn ssrc(&mut self) -> u32 {
-        loop {
-            let v = (self.next_u64() >> 32) as u32;
-            if v != 0 {
-                return v;
-            }
-        }
-    }
-}
-
 /// One WebRTC endpoint: ICE-lite (controlled), DTLS (server when it answers `actpass`),
 /// SRTP/SRTCP, SCTP data channels and SDP negotiation, composed from tympan's crates.
 ///
@@ -418,7 +397,7 @@ pub struct Peer {
     applied_recv: Vec<RecvStreamConfig>,
     applied_send: Vec<SendStreamConfig>,
     events: VecDeque<PeerEvent>,
-    rng: Rng,
+    rng: SeedRng,
     closed: bool,
     disconnected: bool,
     stats: PeerStats,
@@ -427,7 +406,7 @@ pub struct Peer {
 impl Peer {
     /// A new peer; nothing happens until [`Peer::accept_offer`].
     pub fn new(config: PeerConfig, now: Instant) -> Self {
-        let mut rng = Rng(config.seed ^ 0x7E3A_91C5_D2B4_0F68);
+        let mut rng = SeedRng::new(config.seed ^ 0x7E3A_91C5_D2B4_0F68);
         let ice_cfg = IceConfig {
             lite: true,
             controlling: false,
