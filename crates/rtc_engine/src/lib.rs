@@ -81,7 +81,13 @@ pub use engine::{
 };
 pub use notice::{ErrorCode, LeaveReason, Notice, SignalError};
 pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};
+pub use engine::room_data::{
+    DEFAULT_MAX_DATA_MESSAGE, DataError, DataErrorCode, DataKind, Envelope, LOSSY_LABEL,
+    MAX_TOPIC_CHARS, RELIABLE_LABEL, Recipients, delivery_json, parse_envelope,
+};
+#[doc(hidden)]
+pub use engine::room_data::fuzz_room_data;
 pub use room::{
-    IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
+    ChatEntry, IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
     ParticipantInfo, PublishedTrack, TrackAnnouncement, TrackId, TrackInfo, TrackSource,
 };
