@@ -19,8 +19,8 @@ use crate::peer::{
     SignalingState, TimeoutReason, TransmitMeta, Transport,
 };
 use crate::room::{
-    ChatEntry, Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, PublishedTrack, Room,
-    TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
+    ChatEntry, Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, PublishedTrack,
+    Room, TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
     validate_room_name,
 };
 use crate::seed_rng::SeedRng;

@@ -76,17 +76,17 @@ mod seed_rng;
 #[doc(hidden)]
 pub use forward::fuzz_forward;
 
+#[doc(hidden)]
+pub use engine::room_data::fuzz_room_data;
+pub use engine::room_data::{
+    DEFAULT_MAX_DATA_MESSAGE, DataError, DataErrorCode, DataKind, Envelope, LOSSY_LABEL,
+    MAX_TOPIC_CHARS, RELIABLE_LABEL, Recipients, delivery_json, parse_envelope,
+};
 pub use engine::{
     Engine, EngineConfig, EngineCounters, EngineError, KEYFRAME_REQUEST_INTERVAL, RoomSummary,
 };
 pub use notice::{ErrorCode, LeaveReason, Notice, SignalError};
 pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};
-pub use engine::room_data::{
-    DEFAULT_MAX_DATA_MESSAGE, DataError, DataErrorCode, DataKind, Envelope, LOSSY_LABEL,
-    MAX_TOPIC_CHARS, RELIABLE_LABEL, Recipients, delivery_json, parse_envelope,
-};
-#[doc(hidden)]
-pub use engine::room_data::fuzz_room_data;
 pub use room::{
     ChatEntry, IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
     ParticipantInfo, PublishedTrack, TrackAnnouncement, TrackId, TrackInfo, TrackSource,

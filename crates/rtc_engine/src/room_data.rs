@@ -165,7 +165,11 @@ struct WireEnvelope<'a> {
 /// Parses one data-channel message (`binary` as the channel reported it) as a room-data
 /// envelope of at most `max_len` bytes. Participant ids in `to` are checked for form only
 /// (membership is the engine's business).
-pub fn parse_envelope(message: &[u8], binary: bool, max_len: usize) -> Result<Envelope<'_>, DataError> {
+pub fn parse_envelope(
+    message: &[u8],
+    binary: bool,
+    max_len: usize,
+) -> Result<Envelope<'_>, DataError> {
     if message.len() > max_len {
         return Err(DataError::new(
             DataErrorCode::TooLarge,
@@ -272,12 +276,19 @@ impl DataChannels {
     }
 
     fn kind_of(&self, channel: ChannelId) -> Option<DataKind> {
-        self.open.iter().find(|(c, _)| *c == channel).map(|(_, k)| *k)
+        self.open
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, k)| *k)
     }
 
     /// The newest open channel of `kind`.
     fn channel_for(&self, kind: DataKind) -> Option<ChannelId> {
-        self.open.iter().rev().find(|(_, k)| *k == kind).map(|(c, _)| *c)
+        self.open
+            .iter()
+            .rev()
+            .find(|(_, k)| *k == kind)
+            .map(|(c, _)| *c)
     }
 }
 
@@ -368,7 +379,10 @@ impl Engine {
             }
             Err(e) => {
                 tracing::debug!(participant = %pid, error = %e, "room data refused");
-                if let Some(peer) = self.participants.get_mut(&pid).and_then(|x| x.peer.as_mut())
+                if let Some(peer) = self
+                    .participants
+                    .get_mut(&pid)
+                    .and_then(|x| x.peer.as_mut())
                     && let Err(e) = peer.send_data(now, channel, e.to_json().as_bytes(), false)
                 {
                     tracing::debug!(participant = %pid, error = %e, "room-data error not sent");
@@ -444,14 +458,20 @@ mod tests {
 
     #[test]
     fn envelopes_parse_and_deliveries_carry_the_servers_from() {
-        let env = parse(r#"{"from":"p99","to":["p4","p2","p4"],"topic":"hand","data":{"b":1,"a":[true,null]}}"#)
-            .unwrap();
+        let env = parse(
+            r#"{"from":"p99","to":["p4","p2","p4"],"topic":"hand","data":{"b":1,"a":[true,null]}}"#,
+        )
+        .unwrap();
         assert_eq!(
             env.to,
             Recipients::Only(vec![ParticipantId(4), ParticipantId(2)])
         );
         assert_eq!(env.topic.as_deref(), Some("hand"));
-        assert_eq!(env.data.get(), r#"{"b":1,"a":[true,null]}"#, "kept verbatim");
+        assert_eq!(
+            env.data.get(),
+            r#"{"b":1,"a":[true,null]}"#,
+            "kept verbatim"
+        );
         let out = delivery_json(ParticipantId(3), env.topic.as_deref(), env.data);
         assert_eq!(
             out,
@@ -470,7 +490,11 @@ mod tests {
         let code = |s: &str| parse(s).unwrap_err().code;
         assert_eq!(code("{nope"), DataErrorCode::BadMessage);
         assert_eq!(code("[1]"), DataErrorCode::BadMessage);
-        assert_eq!(code(r#"{"to":["p1"]}"#), DataErrorCode::BadMessage, "no data");
+        assert_eq!(
+            code(r#"{"to":["p1"]}"#),
+            DataErrorCode::BadMessage,
+            "no data"
+        );
         assert_eq!(code(r#"{"to":[],"data":1}"#), DataErrorCode::BadMessage);
         assert_eq!(code(r#"{"to":"p1","data":1}"#), DataErrorCode::BadMessage);
         assert_eq!(code(r#"{"topic":7,"data":1}"#), DataErrorCode::BadMessage);
@@ -488,7 +512,10 @@ mod tests {
         assert!(e.message.contains("byte 1"), "{e}");
         let e = parse_envelope(&[b' '; 101], false, 100).unwrap_err();
         assert_eq!(e.code, DataErrorCode::TooLarge);
-        assert!(e.message.contains("101") && e.message.contains("100"), "{e}");
+        assert!(
+            e.message.contains("101") && e.message.contains("100"),
+            "{e}"
+        );
         let e = parse(r#"{"data":1,"to":["p1",]}"#).unwrap_err();
         assert!(e.message.contains("column"), "{e}");
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
@@ -501,7 +528,11 @@ mod tests {
         // Raw values and ignored fields are skipped without recursion: relayed as they are.
         let deep = format!(r#"{{"data":{}1{}}}"#, "[".repeat(8000), "]".repeat(8000));
         assert!(fuzz_room_data(&[&[0u8][..], deep.as_bytes()].concat()));
-        let deep_unknown = format!(r#"{{"x":{}1{},"data":2}}"#, "[".repeat(8000), "]".repeat(8000));
+        let deep_unknown = format!(
+            r#"{{"x":{}1{},"data":2}}"#,
+            "[".repeat(8000),
+            "]".repeat(8000)
+        );
         assert_eq!(parse(&deep_unknown).unwrap().data.get(), "2");
         // Too deep for the limit: refused by size before parsing.
         let deeper = format!(r#"{{"data":{}1{}}}"#, "[".repeat(9000), "]".repeat(9000));

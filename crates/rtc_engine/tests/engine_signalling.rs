@@ -127,13 +127,18 @@ fn chat_and_mute_notices() {
     ));
     let (ida, idb) = (w.clients[a].id, w.clients[b].id);
     let now = w.now;
-    w.engine.chat(now, idb, "¡Hola!", 1_764_000_000_000).unwrap();
+    w.engine
+        .chat(now, idb, "¡Hola!", 1_764_000_000_000)
+        .unwrap();
     assert_eq!(
         w.engine.chat(now, idb, "", 0).unwrap_err().code,
         ErrorCode::BadMessage
     );
     assert_eq!(
-        w.engine.chat(now, idb, &"x".repeat(2001), 0).unwrap_err().code,
+        w.engine
+            .chat(now, idb, &"x".repeat(2001), 0)
+            .unwrap_err()
+            .code,
         ErrorCode::TooLarge
     );
     w.exchange();

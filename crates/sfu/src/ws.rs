@@ -17,9 +17,9 @@ use tympan_sdp::MediaKind;
 
 use crate::actor::{ActorGone, EngineHandle};
 use crate::protocol::{
-    ChatEntryJson, ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION, ParticipantJson,
-    ProtocolError, PublishedTrackJson, Request, ServerMessage, Source, TokenBucket, TrackJson,
-    parse_client_message,
+    ChatEntryJson, ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION,
+    ParticipantJson, ProtocolError, PublishedTrackJson, Request, ServerMessage, Source,
+    TokenBucket, TrackJson, parse_client_message,
 };
 
 /// Messages per second allowed on one socket.

@@ -30,7 +30,10 @@ async fn a_late_joiner_gets_the_last_n_chat_messages_oldest_first() {
 
     let (mut ben, joined_b) = Client::join(&server, "history", "Ben").await;
     let history = joined_b["chat_history"].as_array().expect("chat_history");
-    let texts: Vec<&str> = history.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = history
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, ["message 2", "message 3", "message 4"]);
     for (entry, event) in history.iter().zip(&seen[1..]) {
         assert_eq!(entry["from"], ana_id);
