@@ -17,6 +17,11 @@
 //!   new video subscriptions start at a keyframe; keyframe requests reach the publisher at
 //!   most every 500 ms per track.
 //! - A participant whose ICE consent expires is removed and the others are told.
+//! - Room data: messages on a participant's `tympan-data` / `tympan-data-lossy` data channels
+//!   are relayed to the others of the room on their channel of the same kind, with the
+//!   server's `from` ([`parse_envelope`], [`delivery_json`]; errors go back to the sender).
+//! - Chat: [`Engine::chat`] takes the shell's wall-clock time; each room keeps its last
+//!   [`EngineConfig::chat_history`] messages for late joiners ([`Joined::chat_history`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};

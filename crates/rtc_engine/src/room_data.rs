@@ -165,6 +165,21 @@ struct WireEnvelope<'a> {
 /// Parses one data-channel message (`binary` as the channel reported it) as a room-data
 /// envelope of at most `max_len` bytes. Participant ids in `to` are checked for form only
 /// (membership is the engine's business).
+///
+/// ```
+/// use tympan_rtc_engine::{DataErrorCode, ParticipantId, Recipients, delivery_json, parse_envelope};
+///
+/// let msg = br#"{"to": ["p4"], "from": "p9", "topic": "hand", "data": {"raised": true}}"#;
+/// let env = parse_envelope(msg, false, 16 * 1024).unwrap();
+/// assert_eq!(env.to, Recipients::Only(vec![ParticipantId(4)]));
+/// // What p4 receives when p3 sent it: the client's `from` is gone.
+/// assert_eq!(
+///     delivery_json(ParticipantId(3), env.topic.as_deref(), env.data),
+///     r#"{"from":"p3","topic":"hand","data":{"raised": true}}"#
+/// );
+/// let err = parse_envelope(b"{\"data\": 1", false, 16 * 1024).unwrap_err();
+/// assert_eq!(err.code, DataErrorCode::BadMessage);
+/// ```
 pub fn parse_envelope(
     message: &[u8],
     binary: bool,
