@@ -14,6 +14,9 @@ library. Scenario (the server runs with --max-room-size 3):
      selected ICE pairs are UDP; every card's speaking indicator lights up (the fake
      microphone beeps);
   4. chat messages arrive everywhere with the right sender names (and as text, not HTML);
+     room data over the data channels: A to everyone reaches B and C with from = A, A to B
+     only does not reach C, B's lossy message arrives on the lossy channels, A's raised hand
+     shows on the others' cards, B's reaction reaches A;
   5. B mutes: the others' cards show the microphone off; unmuting shows it on again;
   6. a fourth browser D, whose microphone is blocked by the browser's settings, tries to join
      the full room: the page is back on the landing form with the room_full error;
@@ -23,7 +26,7 @@ library. Scenario (the server runs with --max-room-size 3):
      off: B's offer crosses the server's offer (glare); B rolls back, answers, offers again, and
      A sees B's camera off, then on again; reloading, C finds room and name remembered; A and
      B keep receiving each other's audio and video;
-  8. D joins, over ICE-TCP only (the page's `?transport=tcp` keeps only the server's TCP
+  8. D joins (and sees the chat messages of step 4 as earlier messages), over ICE-TCP only (the page's `?transport=tcp` keeps only the server's TCP
      candidates): D is told about the microphone, A and B show D's microphone off, D hears and
      sees A and B, they see D's camera, the selected pair is TCP, D's chat message arrives;
   9. the server restarts on the same ports: every page says the connection was lost, rejoins
@@ -462,6 +465,85 @@ def check_media_flows(ids, who, audio_from=None, settle=3.0):
         raise Failure("media stopped flowing: " + "; ".join(problems))
 
 
+def check_room_data(browsers, ids):
+    """Room data over the data channels (docs/signalling.md, "Room data"), between A, B and C:
+    A sends to everyone -> B and C receive it with from = A (A gets nothing back); A sends to B
+    only -> B gets it, C does not (C gets A's next message, sent after it on the same ordered
+    channel); B's message on the lossy channel arrives on the others' lossy channels; A's
+    "raise hand" shows on the others' cards and lowers again; B's reaction reaches A."""
+    a, b, c = browsers
+    for br in browsers:
+        wait_for(f"{br.label}: both room-data channels open",
+                 lambda br=br: br.js("return window.tympanTest.dataOpen()") == {"reliable": True, "lossy": True})
+
+    def received(br, pred):
+        return [m for m in br.js("return window.tympanTest.roomData()") if pred(m)]
+
+    def send(br, data, **options):
+        if not br.js("return window.tympanTest.sendData(arguments[0], arguments[1])", data, options):
+            raise Failure(f"{br.label}: sendData({data}, {options}) found no open channel")
+
+    everyone = {"e2e": "to everyone", "n": [1, 2.5, None, "ü"]}
+    send(a, everyone, topic="e2e")
+    for br in (b, c):
+        wait_for(f"{br.label}: A's message to everyone, from A",
+                 lambda br=br: received(br, lambda m: m["data"] == everyone and m["from"] == ids["A"]
+                                        and m["topic"] == "e2e" and not m["lossy"]))
+    if received(a, lambda m: m["data"] == everyone):
+        raise Failure("A received its own room-data message")
+
+    private = {"e2e": "for B only"}
+    marker = {"e2e": "after the private one"}
+    send(a, private, to=[ids["B"]])
+    send(a, marker)
+    wait_for("B: A's private message", lambda: received(b, lambda m: m["data"] == private and m["from"] == ids["A"]))
+    wait_for("C: A's message sent after the private one", lambda: received(c, lambda m: m["data"] == marker))
+    if received(c, lambda m: m["data"] == private):
+        raise Failure("C received the message A sent to B only")
+
+    lossy = {"e2e": "lossy"}
+    send(b, lossy, lossy=True)
+    for br in (a, c):
+        wait_for(f"{br.label}: B's message on the lossy channel",
+                 lambda br=br: received(br, lambda m: m["data"] == lossy and m["from"] == ids["B"] and m["lossy"]))
+
+    def hand_on(br, who, state):
+        got = br.js("const el = document.querySelector(`.card[data-participant='${arguments[0]}']`);"
+                    "return el && el.dataset.hand", ids[who])
+        if got != state:
+            raise Failure(f"{br.label}: {who}'s card shows hand {got!r}, expected {state!r}")
+        return True
+
+    a.click("#hand-button")
+    for br in (b, c):
+        wait_for(f"{br.label}: A's raised hand on A's card", lambda br=br: hand_on(br, "A", "up"))
+    a.click("#hand-button")
+    for br in (b, c):
+        wait_for(f"{br.label}: A's hand lowered", lambda br=br: hand_on(br, "A", "down"))
+    b.click("#reactions button[data-emoji='👏']")
+    wait_for("A: B's reaction (lossy channel)",
+             lambda: received(a, lambda m: m["from"] == ids["B"] and m["topic"] == "reaction"
+                              and m["data"] == "👏" and m["lossy"]))
+    for br in browsers:
+        refused = [n for n in br.state()["notices"] if "room-data" in n]
+        if refused:
+            raise Failure(f"{br.label}: the server refused room data: {refused}")
+
+
+def check_chat_history(late, label, expected):
+    """A late joiner's page shows the room's earlier chat messages from `joined.chat_history`,
+    in order and marked as earlier (`expected`: [(name, text)] oldest first)."""
+    def history_shown():
+        earlier = [(m["name"], m["text"]) for m in late.state()["chat"] if m.get("earlier")]
+        if earlier != expected:
+            raise Failure(f"{label} shows earlier messages {earlier}, expected {expected}")
+        return True
+    wait_for(f"{label}: the chat history of the room", history_shown)
+    marked = late.js("return document.querySelectorAll('#chat-log li.earlier').length")
+    if marked != len(expected):
+        raise Failure(f"{label}: {marked} chat lines marked as earlier, expected {len(expected)}")
+
+
 def run_scenario(base_url, wd, profiles, server, media=True):
     """Runs the scenario of the module docstring; raises Failure. Returns whether step 7
     provoked a glare."""
@@ -564,6 +646,9 @@ def run_scenario(base_url, wd, profiles, server, media=True):
     html = b.js("return document.getElementById('chat-log').innerHTML")
     if "<b>not bold</b>" in html:
         raise Failure("chat text was inserted as HTML")
+
+    say("room data over the data channels: to everyone, to one participant, lossy, raise hand")
+    check_room_data(browsers, ids)
 
     say("mute B")
     b.click("#mic-button")
@@ -700,6 +785,8 @@ def run_scenario(base_url, wd, profiles, server, media=True):
         return st
 
     ids["D"] = wait_for("D joined without a microphone", d_joined)["self"]["id"]
+    say("D, a late joiner, sees the room's chat history")
+    check_chat_history(d, "D", [(names[br.label], text) for br, text in messages])
     for br in (a, b):
         def d_shown_muted(br=br):
             p = next((p for p in br.state()["participants"] if p["id"] == ids["D"]), None)

@@ -19,11 +19,15 @@ use crate::peer::{
     SignalingState, TimeoutReason, TransmitMeta, Transport,
 };
 use crate::room::{
-    Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, PublishedTrack, Room,
-    TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
+    ChatEntry, Joined, NameProblem, OfferedTrack, ParticipantId, ParticipantInfo, PublishedTrack,
+    Room, TrackAnnouncement, TrackId, TrackInfo, TrackSource, validate_chat, validate_display_name,
     validate_room_name,
 };
 use crate::seed_rng::SeedRng;
+
+// A child module so that it can reach the engine's internals; the file sits beside this one.
+#[path = "room_data.rs"]
+pub(crate) mod room_data;
 
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -45,10 +49,15 @@ pub struct EngineConfig {
     pub max_room_size: usize,
     /// Seed of ICE credentials, SSRCs and sequence numbers (fix it for reproducible tests).
     pub seed: u64,
+    /// Largest room-data message, in bytes (default 16 KiB); larger ones get `too_large`.
+    pub max_data_message: usize,
+    /// Chat messages a room keeps for late joiners (default 100; 0 keeps none).
+    pub chat_history: usize,
 }
 
 impl EngineConfig {
-    /// A configuration with the given certificate, no addresses, room size 50, seed 0.
+    /// A configuration with the given certificate, no addresses, room size 50, seed 0,
+    /// room-data messages up to 16 KiB, 100 chat messages of history.
     pub fn new(certificate: tympan_dtls::DtlsCertificate) -> Self {
         EngineConfig {
             udp_addrs: Vec::new(),
@@ -56,6 +65,8 @@ impl EngineConfig {
             certificate,
             max_room_size: 50,
             seed: 0,
+            max_data_message: room_data::DEFAULT_MAX_DATA_MESSAGE,
+            chat_history: 100,
         }
     }
 }
@@ -397,12 +408,18 @@ impl Engine {
             .iter()
             .filter_map(|q| self.participants.get(q).map(|x| x.info(*q)))
             .collect();
+        let chat_history = self
+            .rooms
+            .get(room)
+            .map(|r| r.chat_history.iter().cloned().collect())
+            .unwrap_or_default();
         self.notify_others(room, id, &Notice::ParticipantJoined(info));
         tracing::debug!(participant = %id, room, "joined");
         Ok(Joined {
             participant: id,
             room: room.to_owned(),
             participants,
+            chat_history,
         })
     }
 
@@ -657,14 +674,17 @@ impl Engine {
         Ok(())
     }
 
-    /// A chat message: everyone in the room, the sender included, gets [`Notice::Chat`].
-    /// Errors: `not_joined`, `too_large` (over 2000 characters), `bad_message` (empty or
-    /// control characters).
+    /// A chat message: everyone in the room, the sender included, gets [`Notice::Chat`], and
+    /// the room remembers it for late joiners ([`Joined::chat_history`], the last
+    /// [`EngineConfig::chat_history`]). `timestamp_ms` is the shell's wall-clock time (ms since
+    /// the Unix epoch): the engine never reads wall time. Errors: `not_joined`, `too_large`
+    /// (over 2000 characters), `bad_message` (empty or control characters).
     pub fn chat(
         &mut self,
         _now: Instant,
         participant: ParticipantId,
         text: &str,
+        timestamp_ms: u64,
     ) -> Result<(), SignalError> {
         let room = self.room_of(participant)?;
         validate_chat(text).map_err(|p| match p {
@@ -681,13 +701,21 @@ impl Engine {
             .unwrap_or_default();
         let notice = Notice::Chat {
             from: participant,
-            name,
+            name: name.clone(),
             text: text.to_owned(),
+            timestamp_ms,
         };
-        if let Some(r) = self.rooms.get(&room) {
+        if let Some(r) = self.rooms.get_mut(&room) {
             for q in r.members.keys() {
                 self.notices.push_back((*q, notice.clone()));
             }
+            let entry = ChatEntry {
+                from: participant,
+                name,
+                text: text.to_owned(),
+                timestamp_ms,
+            };
+            r.remember_chat(entry, self.config.chat_history);
         }
         Ok(())
     }
@@ -1011,6 +1039,15 @@ impl Engine {
                     };
                     self.keyframe_for(now, r.0, r.1, None);
                 }
+                PeerEvent::DataChannelOpen { channel, label } => {
+                    self.room_data_opened(pid, channel, &label);
+                }
+                PeerEvent::DataChannelMessage {
+                    channel,
+                    data,
+                    binary,
+                } => self.room_data_message(now, pid, channel, &data, binary),
+                PeerEvent::DataChannelClosed { channel } => self.room_data_closed(pid, channel),
                 PeerEvent::Disconnected { reason } => {
                     let reason = match reason {
                         DisconnectReason::Closed => continue,

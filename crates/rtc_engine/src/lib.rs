@@ -17,6 +17,11 @@
 //!   new video subscriptions start at a keyframe; keyframe requests reach the publisher at
 //!   most every 500 ms per track.
 //! - A participant whose ICE consent expires is removed and the others are told.
+//! - Room data: messages on a participant's `tympan-data` / `tympan-data-lossy` data channels
+//!   are relayed to the others of the room on their channel of the same kind, with the
+//!   server's `from` ([`parse_envelope`], [`delivery_json`]; errors go back to the sender).
+//! - Chat: [`Engine::chat`] takes the shell's wall-clock time; each room keeps its last
+//!   [`EngineConfig::chat_history`] messages for late joiners ([`Joined::chat_history`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -76,12 +81,18 @@ mod seed_rng;
 #[doc(hidden)]
 pub use forward::fuzz_forward;
 
+#[doc(hidden)]
+pub use engine::room_data::fuzz_room_data;
+pub use engine::room_data::{
+    DEFAULT_MAX_DATA_MESSAGE, DataError, DataErrorCode, DataKind, Envelope, LOSSY_LABEL,
+    MAX_TOPIC_CHARS, RELIABLE_LABEL, Recipients, delivery_json, parse_envelope,
+};
 pub use engine::{
     Engine, EngineConfig, EngineCounters, EngineError, KEYFRAME_REQUEST_INTERVAL, RoomSummary,
 };
 pub use notice::{ErrorCode, LeaveReason, Notice, SignalError};
 pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};
 pub use room::{
-    IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
+    ChatEntry, IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
     ParticipantInfo, PublishedTrack, TrackAnnouncement, TrackId, TrackInfo, TrackSource,
 };

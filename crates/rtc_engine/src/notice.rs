@@ -158,7 +158,7 @@ pub enum Notice {
         /// Which participant and track every sending m-line carries.
         tracks: Vec<OfferedTrack>,
     },
-    /// A chat message in the room (`chat`); the shell adds the wall-clock timestamp.
+    /// A chat message in the room (`chat`).
     Chat {
         /// The sender.
         from: ParticipantId,
@@ -166,6 +166,9 @@ pub enum Notice {
         name: String,
         /// The text.
         text: String,
+        /// The shell's wall-clock time given to [`crate::Engine::chat`] (ms since the Unix
+        /// epoch).
+        timestamp_ms: u64,
     },
     /// The engine removed this participant (media path lost, or shutdown): the shell sends
     /// `bye` and closes the socket.

@@ -1,7 +1,7 @@
 //! Rooms, participants and tracks: identifiers, metadata and the pure membership/validation
 //! logic the [`crate::Engine`] builds on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -174,6 +174,22 @@ pub struct Joined {
     pub room: String,
     /// The others already in the room (not the joiner), with their tracks.
     pub participants: Vec<ParticipantInfo>,
+    /// The room's last chat messages (at most [`crate::EngineConfig::chat_history`]), oldest
+    /// first.
+    pub chat_history: Vec<ChatEntry>,
+}
+
+/// One chat message as the room remembers it (see [`Joined::chat_history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatEntry {
+    /// The sender.
+    pub from: ParticipantId,
+    /// The sender's display name when it was sent.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// The shell's wall-clock time when it was sent, ms since the Unix epoch.
+    pub timestamp_ms: u64,
 }
 
 /// One sending m-line of a server offer: which participant's track it carries.
@@ -275,6 +291,10 @@ pub(crate) fn validate_chat(text: &str) -> Result<(), NameProblem> {
 pub(crate) struct Room {
     /// Members, ordered by id (ids grow with join order).
     pub(crate) members: BTreeMap<ParticipantId, ()>,
+    /// The last chat messages, oldest first.
+    pub(crate) chat_history: VecDeque<ChatEntry>,
+    /// Each member's open room-data channels.
+    pub(crate) data_channels: BTreeMap<ParticipantId, crate::engine::room_data::DataChannels>,
 }
 
 impl Room {
@@ -291,7 +311,19 @@ impl Room {
     }
 
     pub(crate) fn remove(&mut self, p: ParticipantId) -> bool {
+        self.data_channels.remove(&p);
         self.members.remove(&p).is_some()
+    }
+
+    /// Remembers a chat message, keeping at most `limit` (the oldest go first).
+    pub(crate) fn remember_chat(&mut self, entry: ChatEntry, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        while self.chat_history.len() >= limit {
+            self.chat_history.pop_front();
+        }
+        self.chat_history.push_back(entry);
     }
 
     /// Members other than `p`, in join order.
@@ -388,5 +420,24 @@ mod tests {
         assert!(r.remove(ParticipantId(2)));
         assert!(!r.remove(ParticipantId(2)));
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn chat_history_keeps_the_newest_up_to_the_limit() {
+        let entry = |n: u64| ChatEntry {
+            from: ParticipantId(1),
+            name: "Ana".into(),
+            text: format!("m{n}"),
+            timestamp_ms: n,
+        };
+        let mut r = Room::default();
+        for n in 0..5 {
+            r.remember_chat(entry(n), 3);
+        }
+        let texts: Vec<&str> = r.chat_history.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["m2", "m3", "m4"]);
+        let mut off = Room::default();
+        off.remember_chat(entry(1), 0);
+        assert!(off.chat_history.is_empty(), "a limit of 0 keeps nothing");
     }
 }

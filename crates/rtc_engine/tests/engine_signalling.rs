@@ -74,7 +74,7 @@ fn join_validation_limits_and_room_lifecycle() {
     // Requests for someone not in a room.
     let gone = a.participant;
     assert_eq!(
-        e.chat(now, gone, "hi").unwrap_err().code,
+        e.chat(now, gone, "hi", 0).unwrap_err().code,
         ErrorCode::NotJoined
     );
     assert_eq!(
@@ -127,19 +127,24 @@ fn chat_and_mute_notices() {
     ));
     let (ida, idb) = (w.clients[a].id, w.clients[b].id);
     let now = w.now;
-    w.engine.chat(now, idb, "¡Hola!").unwrap();
+    w.engine
+        .chat(now, idb, "¡Hola!", 1_764_000_000_000)
+        .unwrap();
     assert_eq!(
-        w.engine.chat(now, idb, "").unwrap_err().code,
+        w.engine.chat(now, idb, "", 0).unwrap_err().code,
         ErrorCode::BadMessage
     );
     assert_eq!(
-        w.engine.chat(now, idb, &"x".repeat(2001)).unwrap_err().code,
+        w.engine
+            .chat(now, idb, &"x".repeat(2001), 0)
+            .unwrap_err()
+            .code,
         ErrorCode::TooLarge
     );
     w.exchange();
     for c in [a, b] {
         assert!(w.clients[c].notices.iter().any(|n| matches!(n,
-            Notice::Chat { from, name, text } if *from == idb && name == "Ben" && text == "¡Hola!")));
+            Notice::Chat { from, name, text, timestamp_ms } if *from == idb && name == "Ben" && text == "¡Hola!" && *timestamp_ms == 1_764_000_000_000)));
     }
     let track = w.engine.participant(ida).unwrap().tracks[1].id;
     w.engine.set_muted(now, ida, track, true).unwrap();

@@ -17,6 +17,8 @@ pub const DEFAULT_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHO
 pub const DEFAULT_MAX_ROOM_SIZE: usize = 50;
 /// Default log filter.
 pub const DEFAULT_LOG: &str = "info";
+/// Default number of chat messages a room keeps for late joiners.
+pub const DEFAULT_CHAT_HISTORY: usize = 100;
 
 /// Everything the server needs to start. Build it with [`Config::default`] (laptop defaults),
 /// [`Config::ephemeral`] (loopback, port 0: for tests) or [`Config::from_cli`].
@@ -37,6 +39,8 @@ pub struct Config {
     pub log: String,
     /// Largest number of participants in one room.
     pub max_room_size: usize,
+    /// Chat messages a room keeps and sends to late joiners (`joined.chat_history`; 0: none).
+    pub chat_history: usize,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             public_ips: Vec::new(),
             log: DEFAULT_LOG.to_string(),
             max_room_size: DEFAULT_MAX_ROOM_SIZE,
+            chat_history: DEFAULT_CHAT_HISTORY,
         }
     }
 }
@@ -100,7 +105,7 @@ impl std::error::Error for ConfigError {}
     version
 )]
 struct Cli {
-    /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size.
+    /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size, chat_history.
     #[arg(long, env = "TYMPAN_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     /// HTTP address (web room, /ws, /healthz). [default: 127.0.0.1:8080]
@@ -127,6 +132,9 @@ struct Cli {
     /// Largest number of participants in one room. [default: 50]
     #[arg(long, env = "TYMPAN_MAX_ROOM_SIZE", value_name = "N")]
     max_room_size: Option<usize>,
+    /// Chat messages a room keeps for late joiners (0: none). [default: 100]
+    #[arg(long, env = "TYMPAN_CHAT_HISTORY", value_name = "N")]
+    chat_history: Option<usize>,
 }
 
 /// The TOML file's keys (all optional; unknown keys are an error, to catch typos).
@@ -139,6 +147,7 @@ struct FileConfig {
     public_ip: Option<Vec<IpAddr>>,
     log: Option<String>,
     max_room_size: Option<usize>,
+    chat_history: Option<usize>,
 }
 
 impl Config {
@@ -203,6 +212,10 @@ impl Config {
                 .max_room_size
                 .or(file.max_room_size)
                 .unwrap_or(d.max_room_size),
+            chat_history: cli
+                .chat_history
+                .or(file.chat_history)
+                .unwrap_or(d.chat_history),
         };
         if config.max_room_size == 0 {
             return Err(ConfigError::Invalid(
@@ -273,7 +286,7 @@ mod tests {
         let path = dir.join("sfu.toml");
         std::fs::write(
             &path,
-            "http = \"0.0.0.0:9000\"\nudp = \"127.0.0.1:40000\"\npublic_ip = [\"192.0.2.7\"]\nmax_room_size = 4\n",
+            "http = \"0.0.0.0:9000\"\nudp = \"127.0.0.1:40000\"\npublic_ip = [\"192.0.2.7\"]\nmax_room_size = 4\nchat_history = 7\n",
         )
         .unwrap();
         let c = Config::try_from_args(args(&[
@@ -298,6 +311,15 @@ mod tests {
             ]
         );
         assert_eq!(c.max_room_size, 4);
+        assert_eq!(c.chat_history, 7); // file
+        let c = Config::try_from_args(args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--chat-history",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(c.chat_history, 0, "flag beats file; 0 is allowed");
         std::fs::write(&path, "htp = \"0.0.0.0:9000\"\n").unwrap();
         let err = Config::try_from_args(args(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(matches!(err, ConfigError::Toml { .. }), "{err}");

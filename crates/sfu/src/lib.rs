@@ -159,6 +159,7 @@ impl Server {
             .map(|ip| SocketAddr::new(ip, local.tcp.port()))
             .collect();
         engine_config.max_room_size = config.max_room_size;
+        engine_config.chat_history = config.chat_history;
         engine_config.seed = rand::random();
         let advertised = engine_config
             .udp_addrs

@@ -253,6 +253,19 @@ pub struct OfferedTrackJson {
     pub track_id: String,
 }
 
+/// One entry of `joined.chat_history`: a chat message sent before you joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatEntryJson {
+    /// Sender id.
+    pub from: String,
+    /// Sender display name.
+    pub name: String,
+    /// Text.
+    pub text: String,
+    /// Server wall-clock when it was sent, ms since the Unix epoch.
+    pub ts: u64,
+}
+
 /// A server message (reply or event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -275,6 +288,8 @@ pub enum ServerMessage {
         room: String,
         /// The others already in the room.
         participants: Vec<ParticipantJson>,
+        /// The room's last chat messages, oldest first.
+        chat_history: Vec<ChatEntryJson>,
     },
     /// Reply to a client `offer`, or (with `negotiation` and no id) ... see [`ServerMessage::Offer`].
     Answer {
@@ -531,6 +546,12 @@ mod tests {
                         muted: false,
                     }],
                 }],
+                chat_history: vec![ChatEntryJson {
+                    from: "p1".into(),
+                    name: "Ben".into(),
+                    text: "hi".into(),
+                    ts: 1_764_000_000_000,
+                }],
             }
             .to_json(),
         )
@@ -538,7 +559,8 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"type":"joined","id":1,"participant_id":"p2","room":"demo",
-                "participants":[{"id":"p1","name":"Ben","tracks":[{"id":"t1","kind":"audio","source":"microphone","muted":false}]}]})
+                "participants":[{"id":"p1","name":"Ben","tracks":[{"id":"t1","kind":"audio","source":"microphone","muted":false}]}],
+                "chat_history":[{"from":"p1","name":"Ben","text":"hi","ts":1_764_000_000_000u64}]})
         );
         let v: Value = serde_json::from_str(&ServerMessage::Ok { id: None }.to_json()).unwrap();
         assert_eq!(v, serde_json::json!({"type":"ok"}));

@@ -17,9 +17,9 @@ use tympan_sdp::MediaKind;
 
 use crate::actor::{ActorGone, EngineHandle};
 use crate::protocol::{
-    ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION, ParticipantJson,
-    ProtocolError, PublishedTrackJson, Request, ServerMessage, Source, TokenBucket, TrackJson,
-    parse_client_message,
+    ChatEntryJson, ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION,
+    ParticipantJson, ProtocolError, PublishedTrackJson, Request, ServerMessage, Source,
+    TokenBucket, TrackJson, parse_client_message,
 };
 
 /// Messages per second allowed on one socket.
@@ -316,7 +316,7 @@ impl Session {
             (Request::Chat { text }, Some(me)) => self
                 .ctx
                 .engine
-                .call(move |core, now| core.engine.chat(now, me, &text))
+                .call(move |core, now| core.engine.chat(now, me, &text, now_ms()))
                 .await
                 .map(|r| r.map(|()| ServerMessage::Ok { id })),
             (Request::Leave, Some(me)) => {
@@ -380,6 +380,16 @@ impl Session {
                     participant_id: joined.participant.to_string(),
                     room: joined.room,
                     participants: joined.participants.iter().map(participant_json).collect(),
+                    chat_history: joined
+                        .chat_history
+                        .into_iter()
+                        .map(|c| ChatEntryJson {
+                            from: c.from.to_string(),
+                            name: c.name,
+                            text: c.text,
+                            ts: c.timestamp_ms,
+                        })
+                        .collect(),
                 }
             }
             other => reply_of(id, other.map(|r| r.map(|_| ServerMessage::Ok { id }))),
@@ -470,11 +480,16 @@ fn notice_to_message(notice: Notice) -> ServerMessage {
                 })
                 .collect(),
         },
-        Notice::Chat { from, name, text } => ServerMessage::Chat {
+        Notice::Chat {
+            from,
+            name,
+            text,
+            timestamp_ms,
+        } => ServerMessage::Chat {
             from: from.to_string(),
             name,
             text,
-            ts: now_ms(),
+            ts: timestamp_ms,
         },
         Notice::Removed { reason } => ServerMessage::Bye {
             reason: reason.as_str().to_string(),

@@ -20,11 +20,25 @@
 //   window.tympanTest.transport() -> Promise of 'udp' | 'tcp' | null (selected ICE pair)
 //   window.tympanTest.log()    -> the page's own log lines (signalling and errors)
 //   window.tympanTest.renegotiate() -> send a new offer of the unchanged session now
+//   window.tympanTest.sendData(data, {to, lossy, topic}) -> room data over the data channels
+//                                 (to: participant id or list; lossy: the unordered channel);
+//                                 false when that channel is not open
+//   window.tympanTest.roomData() -> received room-data messages [{from, topic, data, lossy}]
+//   window.tympanTest.dataOpen() -> {reliable, lossy}: which room-data channels are open
+//   (state().chat entries carry `earlier: true` when they came from joined.chat_history)
+//
+// Room data (docs/signalling.md, "Room data"): the page opens `tympan-data` (reliable) and
+// `tympan-data-lossy` (unordered, no retransmissions) before its first offer. "Raise hand"
+// travels on the reliable one (topic `hand`; a newcomer asks with `hand-sync` and raised hands
+// answer it alone), emoji reactions on the lossy one (topic `reaction`).
 'use strict';
 
 (() => {
   const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
   const SPEAKING_LEVEL = 0.03; // audioLevel (0..1, linear) above which a participant "speaks"
+  const DATA_LABEL = 'tympan-data';
+  const LOSSY_LABEL = 'tympan-data-lossy';
+  const REACTIONS = ['👍', '❤️', '😂', '👏', '🎉'];
   const $ = (id) => document.getElementById(id);
   // `?transport=tcp` (or `udp`) keeps only the server's candidates of that transport: a way to
   // try ICE over TCP (RFC 6544) as on a network that blocks UDP. Read once, at page load.
@@ -219,12 +233,32 @@
       this.el.classList.toggle('has-video', show);
       if (show) this.video.play().catch(() => {});
     }
+    setHand(raised) {
+      this.el.dataset.hand = raised ? 'up' : 'down';
+      if (!this.hand) {
+        this.hand = document.createElement('span');
+        this.hand.className = 'hand';
+        this.hand.textContent = '✋';
+        this.hand.title = 'hand raised';
+        this.media.append(this.hand);
+      }
+      this.hand.hidden = !raised;
+    }
+    react(emoji) {
+      this.reactions = (this.reactions || 0) + 1;
+      const el = document.createElement('span');
+      el.className = 'reaction';
+      el.textContent = emoji;
+      this.media.append(el);
+      setTimeout(() => el.remove(), 2500);
+    }
     remove() { this.el.remove(); }
   }
 
   // ---------------------------------------------------------------- session
   let session = null;
   const chatLog = []; // survives reconnects: what the test reads
+  const roomDataLog = []; // received room-data messages (test hook)
 
   class Session {
     constructor(room, name) {
@@ -254,6 +288,9 @@
       this.statsTimer = null;
       this.card = null;
       this.busy = new Set();
+      this.dataChannel = null; // tympan-data
+      this.lossyChannel = null; // tympan-data-lossy
+      this.handRaised = false;
     }
 
     async start() {
@@ -266,6 +303,7 @@
       $('participants').textContent = '';
       $('chat-log').textContent = '';
       chatLog.length = 0;
+      roomDataLog.length = 0;
       this.card = new Card('self', this.name, true);
       this.updateButtons();
       await this.acquireMic();
@@ -418,6 +456,7 @@
       this.card.el.dataset.participant = this.selfId;
       setStatus('joined', 'joined');
       for (const p of reply.participants || []) this.upsertParticipant(p);
+      this.showChatHistory(reply.chat_history);
       this.setupPeer();
     }
 
@@ -475,7 +514,83 @@
         }
       };
       this.statsTimer = setInterval(() => this.pollLevels(), 300);
+      this.openDataChannels(pc);
       this.queueOffer();
+    }
+
+    // ------------------------------------------------------------ room data
+    // Both channels exist before the first offer, so that it has the m=application line.
+    openDataChannels(pc) {
+      const open = (label, options, lossy) => {
+        const ch = pc.createDataChannel(label, options);
+        ch.onopen = () => {
+          log('data channel open', label);
+          if (!lossy && this.pc === pc) this.onDataOpen();
+        };
+        ch.onclose = () => log('data channel closed', label);
+        ch.onmessage = (event) => { if (this.pc === pc) this.onRoomData(event.data, lossy); };
+        return ch;
+      };
+      this.dataChannel = open(DATA_LABEL, {}, false);
+      this.lossyChannel = open(LOSSY_LABEL, { ordered: false, maxRetransmits: 0 }, true);
+    }
+
+    // Sends room data; false when the channel is not open.
+    sendData(data, options) {
+      const o = options || {};
+      const ch = o.lossy ? this.lossyChannel : this.dataChannel;
+      if (!ch || ch.readyState !== 'open') return false;
+      const msg = { data: data === undefined ? null : data };
+      if (o.to) msg.to = Array.isArray(o.to) ? o.to : [o.to];
+      if (o.topic) msg.topic = o.topic;
+      ch.send(JSON.stringify(msg));
+      return true;
+    }
+
+    onRoomData(text, lossy) {
+      let msg;
+      try { msg = JSON.parse(text); } catch (e) { log('room data: not JSON', String(text).slice(0, 200)); return; }
+      if (msg && typeof msg.error === 'string') {
+        log('room data refused', msg.error, msg.message);
+        notice('room-data', `The server refused a room-data message: ${msg.message || msg.error} (${msg.error})`, 'warn');
+        return;
+      }
+      if (!msg || typeof msg.from !== 'string') return;
+      roomDataLog.push({ from: msg.from, topic: msg.topic === undefined ? null : msg.topic, data: msg.data, lossy });
+      if (roomDataLog.length > 500) roomDataLog.shift();
+      const p = this.participants.get(msg.from);
+      if (msg.topic === 'hand' && p) {
+        p.card.setHand(!!(msg.data && msg.data.raised === true));
+      } else if (msg.topic === 'hand-sync' && this.handRaised) {
+        this.sendData({ raised: true }, { to: msg.from, topic: 'hand' });
+      } else if (msg.topic === 'reaction' && p && REACTIONS.includes(msg.data)) {
+        p.card.react(msg.data);
+      }
+    }
+
+    // Our reliable channel is up: learn who has a hand raised, and tell ours again (after a
+    // reconnect).
+    onDataOpen() {
+      this.sendData(null, { topic: 'hand-sync' });
+      if (this.handRaised) this.sendData({ raised: true }, { topic: 'hand' });
+    }
+
+    toggleHand() {
+      this.handRaised = !this.handRaised;
+      this.card.setHand(this.handRaised);
+      this.updateHandButton();
+      this.sendData({ raised: this.handRaised }, { topic: 'hand' });
+    }
+
+    updateHandButton() {
+      const button = $('hand-button');
+      button.dataset.state = this.handRaised ? 'on' : 'off';
+      button.textContent = this.handRaised ? '✋ Lower hand' : '✋ Raise hand';
+    }
+
+    react(emoji) {
+      this.card.react(emoji);
+      this.sendData(emoji, { lossy: true, topic: 'reaction' });
     }
 
     localTracks() {
@@ -723,11 +838,23 @@
     }
 
     // ------------------------------------------------------------ chat
-    onChat(msg) {
-      const entry = { from: msg.from, name: msg.name, text: msg.text, ts: msg.ts };
+    // `joined.chat_history`: the room's earlier messages, marked as such (skipping those we
+    // already show, after a reconnect).
+    showChatHistory(history) {
+      const shown = (m) => chatLog.some((c) => c.from === m.from && c.ts === m.ts && c.text === m.text);
+      const earlier = (Array.isArray(history) ? history : []).filter((m) => m && !shown(m));
+      if (!earlier.length) return;
+      this.systemLine(`Earlier messages (${earlier.length}), sent before you joined:`);
+      for (const m of earlier) this.onChat(m, true);
+      this.systemLine('You joined.');
+    }
+
+    onChat(msg, earlier) {
+      const entry = { from: msg.from, name: msg.name, text: msg.text, ts: msg.ts, earlier: !!earlier };
       chatLog.push(entry);
       const li = document.createElement('li');
       if (msg.from === this.selfId) li.className = 'mine';
+      if (earlier) li.classList.add('earlier');
       const who = document.createElement('span');
       who.className = 'who';
       who.textContent = msg.name;
@@ -792,6 +919,8 @@
       this.pending.clear();
       if (this.pc) { this.pc.ontrack = null; this.pc.onconnectionstatechange = null; this.pc.close(); }
       this.pc = null;
+      this.dataChannel = null;
+      this.lossyChannel = null;
       this.audioTx = null;
       this.videoTx = null;
       this.offerInFlight = false;
@@ -883,6 +1012,10 @@
   function initRoomControls() {
     $('mic-button').onclick = () => session && session.toggleMic();
     $('cam-button').onclick = () => session && session.toggleCamera();
+    $('hand-button').onclick = () => session && session.toggleHand();
+    for (const button of document.querySelectorAll('#reactions button[data-emoji]')) {
+      button.onclick = () => session && session.react(button.dataset.emoji);
+    }
     $('leave-button').onclick = () => {
       if (!session) return;
       const s = session;
@@ -921,7 +1054,7 @@
   window.tympanTest = {
     state() {
       const base = session ? session.snapshot() : { status: $('room').hidden ? 'landing' : 'left', participants: [] };
-      base.chat = chatLog.map(({ from, name, text }) => ({ from, name, text }));
+      base.chat = chatLog.map(({ from, name, text, earlier }) => ({ from, name, text, earlier }));
       base.notices = [...notices.values()].map((el) => el.firstChild.textContent);
       return base;
     },
@@ -929,6 +1062,12 @@
     transport() { return session ? session.selectedTransport() : Promise.resolve(null); },
     log() { return logLines.slice(); },
     renegotiate() { if (session) session.renegotiate(); },
+    sendData(data, options) { return session ? session.sendData(data, options) : false; },
+    roomData() { return roomDataLog.slice(); },
+    dataOpen() {
+      const isOpen = (ch) => !!ch && ch.readyState === 'open';
+      return { reliable: !!session && isOpen(session.dataChannel), lossy: !!session && isOpen(session.lossyChannel) };
+    },
   };
 
   initRoomControls();
