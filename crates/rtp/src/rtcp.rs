@@ -6,7 +6,7 @@
 //! types this crate does not know come out as [`RtcpPacket::Unknown`] and can be skipped.
 //! [`RtcpWriter`] appends packets to a caller-provided buffer.
 
-use crate::twcc_chunks::ChunkChooser;
+use crate::twcc_chunks::{ChunkChooser, encode_statuses};
 use core::fmt;
 
 /// Why RTCP could not be parsed or written. Offsets are from the start of the compound packet.
@@ -1517,50 +1517,16 @@ pub(crate) struct TwccBuilder<'w, 'b> {
 impl TwccBuilder<'_, '_> {
     /// Encodes the statuses (`None` = lost, at most the builder's maximum; the iterator is not
     /// advanced beyond it) in one pass and completes the packet. Returns the status count.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(
         self,
         statuses: impl Iterator<Item = Option<i16>>,
     ) -> Result<usize, RtcpError> {
         let end = twcc_worst_end(self.start, self.max).min(self.w.buf.len());
         let (head, delta_area) = self.w.buf[..end].split_at_mut(self.dstart);
-        let mut cpos = self.cpos;
-        let mut emit = |c: u16| {
-            if let Some(slot) = head.get_mut(cpos..cpos + 2) {
-                slot.copy_from_slice(&c.to_be_bytes());
-            }
-            cpos += 2;
-        };
-        let (mut dlen, mut count) = (0usize, 0usize);
-        let mut chooser = ChunkChooser::default();
-        let (mut group, mut in_group) = (0u32, 0u32);
-        for d in statuses.take(self.max) {
-            // Both bytes are stored whatever the symbol (one store, no branch); only `s` of
-            // them count, the rest is overwritten or cut off.
-            let (s, bytes) = match d {
-                None => (0, [0, 0]),
-                Some(v) if (0..=255).contains(&v) => (1, [v as u8, 0]),
-                Some(v) => (2, v.to_be_bytes()),
-            };
-            match delta_area.get_mut(dlen..dlen + 2) {
-                Some(slot) => slot.copy_from_slice(&bytes),
-                None => {
-                    if let Some(b) = delta_area.get_mut(dlen) {
-                        *b = bytes[0];
-                    }
-                }
-            }
-            dlen += s as usize;
-            group = (group << 2) | s;
-            in_group += 1;
-            if in_group == 16 {
-                chooser.push_group(group, 16, &mut emit);
-                (group, in_group) = (0, 0);
-            }
-            count += 1;
-        }
-        chooser.push_group(group, in_group, &mut emit);
-        chooser.finish(&mut emit);
+        let (chunk_bytes, dlen, count) =
+            encode_statuses(&mut head[self.cpos..], delta_area, self.max, statuses);
+        let cpos = self.cpos + chunk_bytes;
         let buf = &mut *self.w.buf;
         let dpos = self.dstart + dlen;
         let start = self.start;

@@ -136,6 +136,93 @@ impl ChunkChooser {
     }
 }
 
+/// Encodes statuses (`None` not received, else the receive delta in 250 µs ticks; at most
+/// `max`, the iterator is not advanced beyond) in one pass: deltas go to the start of
+/// `deltas`, chunks to the start of `chunks`. Returns (chunk bytes, delta bytes, statuses).
+///
+/// Symbols are packed 16 at a time and handed to the [`ChunkChooser`] through an out-of-line
+/// call that sees only the chunk output, so the per-status state stays in registers.
+#[inline(always)]
+pub(crate) fn encode_statuses(
+    chunks: &mut [u8],
+    deltas: &mut [u8],
+    max: usize,
+    statuses: impl Iterator<Item = Option<i16>>,
+) -> (usize, usize, usize) {
+    let mut out = ChunkOut {
+        chooser: ChunkChooser::default(),
+        chunks,
+        len: 0,
+    };
+    let (mut dlen, mut count) = (0usize, 0usize);
+    let mut statuses = statuses.take(max);
+    loop {
+        // One group of up to 16 statuses: deltas into a local buffer (masked indices, no
+        // bounds checks), then copied out at once.
+        let mut local = [0u8; 34];
+        let (mut used, mut group, mut n) = (0usize, 0u32, 0u32);
+        while n < 16 {
+            let Some(d) = statuses.next() else { break };
+            // Branch-free for small and large deltas (they interleave unpredictably): both
+            // bytes are stored whatever the symbol; only `symbol` of them count.
+            let (symbol, [b0, b1]) = match d {
+                None => (0, [0, 0]),
+                Some(v) => {
+                    let v = v as u16;
+                    let large = u32::from(v > 255);
+                    let [hi, lo] = v.to_be_bytes();
+                    (1 + large, [if large != 0 { hi } else { lo }, lo])
+                }
+            };
+            let at = used & 31;
+            local[at] = b0;
+            local[at + 1] = b1;
+            used += symbol as usize;
+            group = (group << 2) | symbol;
+            n += 1;
+        }
+        if let Some(dst) = deltas.get_mut(dlen..dlen + 32) {
+            dst.copy_from_slice(&local[..32]);
+        } else if let Some(dst) = deltas.get_mut(dlen..dlen + used) {
+            dst.copy_from_slice(&local[..used]);
+        }
+        dlen += used;
+        count += n as usize;
+        out.push_group(group, n);
+        if n < 16 {
+            break;
+        }
+    }
+    let (chunks, len) = (&mut *out.chunks, &mut out.len);
+    out.chooser.finish(&mut |c| put_chunk(chunks, len, c));
+    (out.len, dlen, count)
+}
+
+/// Where chosen chunks go.
+#[derive(Debug)]
+struct ChunkOut<'a> {
+    chooser: ChunkChooser,
+    chunks: &'a mut [u8],
+    len: usize,
+}
+
+impl ChunkOut<'_> {
+    #[inline(never)]
+    fn push_group(&mut self, group: u32, n: u32) {
+        let (chunks, len) = (&mut *self.chunks, &mut self.len);
+        self.chooser
+            .push_group(group, n, &mut |c| put_chunk(chunks, len, c));
+    }
+}
+
+#[inline(always)]
+fn put_chunk(chunks: &mut [u8], len: &mut usize, c: u16) {
+    if let Some(slot) = chunks.get_mut(*len..*len + 2) {
+        slot.copy_from_slice(&c.to_be_bytes());
+    }
+    *len += 2;
+}
+
 #[inline(always)]
 fn run_length(sym: u32, len: u32) -> u16 {
     ((sym << 13) | len) as u16
