@@ -75,3 +75,4 @@ pub mod seq;
 pub mod srtp;
 pub mod stats;
 pub mod twcc;
+mod twcc_chunks;

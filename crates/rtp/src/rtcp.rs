@@ -6,6 +6,7 @@
 //! types this crate does not know come out as [`RtcpPacket::Unknown`] and can be skipped.
 //! [`RtcpWriter`] appends packets to a caller-provided buffer.
 
+use crate::twcc_chunks::{ChunkChooser, encode_statuses};
 use core::fmt;
 
 /// Why RTCP could not be parsed or written. Offsets are from the start of the compound packet.
@@ -1319,15 +1320,20 @@ impl<'b> RtcpWriter<'b> {
             (slots, worst)
         } else {
             // Exact size, to report a precise error or to fit a tight buffer.
-            let mut enc = ChunkEncoder::new();
+            let mut chooser = ChunkChooser::default();
             let mut chunks = 0;
+            let mut count = |_| chunks += 1;
             let mut delta_bytes = 0;
-            for d in deltas {
-                let s = twcc_symbol(*d);
-                delta_bytes += s as usize;
-                chunks += usize::from(enc.push(s).is_some());
+            for group in deltas.chunks(16) {
+                let mut g = 0;
+                for d in group {
+                    let s = twcc_symbol(*d);
+                    delta_bytes += s as usize;
+                    g = (g << 2) | u32::from(s);
+                }
+                chooser.push_group(g, group.len() as u32, &mut count);
             }
-            chunks += usize::from(enc.finish().is_some());
+            chooser.finish(&mut count);
             let end = self.len + (20 + 2 * chunks + delta_bytes).div_ceil(4) * 4;
             if end > cap {
                 return Err(RtcpError::BufferTooSmall {
@@ -1496,128 +1502,6 @@ fn twcc_worst_end(start: usize, n: usize) -> usize {
     start + 20 + 2 * twcc_chunk_slots(n) + 2 * n + 3
 }
 
-/// Greedy packet status chunk encoder: holds the last ≤ 14 undecided symbols (a run of equal
-/// symbols may grow up to 0x1FFF) and emits a chunk when the next symbol does not fit. The
-/// pending symbols live in two shift registers (1 and 2 bits per symbol, newest lowest).
-#[derive(Debug, Clone, Copy)]
-struct ChunkEncoder {
-    // All fields one width: mixed-width stores and loads of neighbouring fields stall
-    // store-to-load forwarding (measured: 2× slower) when the state is not in registers.
-    b1: u32,
-    b2: u32,
-    size: u32,
-    first: u32,
-    all_same: u32,
-    has_large: u32,
-}
-
-const fn low_bits(n: usize) -> u32 {
-    (1u32 << n) - 1
-}
-
-impl ChunkEncoder {
-    fn new() -> Self {
-        ChunkEncoder {
-            b1: 0,
-            b2: 0,
-            size: 0,
-            first: 0,
-            all_same: 1,
-            has_large: 0,
-        }
-    }
-
-    /// Adds symbol `s` (0 lost, 1 small delta, 2 large delta); returns a completed chunk.
-    #[inline(always)]
-    fn push(&mut self, s: u8) -> Option<u16> {
-        let s32 = u32::from(s);
-        // Non-short-circuit: one well-predicted branch instead of several data-dependent ones.
-        let fits = (self.size < 7)
-            | ((self.size < 14) & (self.has_large == 0) & (s < 2))
-            | ((self.all_same != 0) & (self.first == s32) & (self.size < 0x1FFF));
-        if fits {
-            self.add(s);
-            return None;
-        }
-        let c = self.emit();
-        self.add(s);
-        Some(c)
-    }
-
-    #[inline(always)]
-    fn add(&mut self, s: u8) {
-        let s = u32::from(s);
-        if self.size == 0 {
-            self.first = s;
-        }
-        self.b1 = (self.b1 << 1) | (s & 1);
-        self.b2 = (self.b2 << 2) | s;
-        self.all_same &= u32::from(self.first == s);
-        self.has_large |= s >> 1;
-        self.size += 1;
-    }
-
-    fn clear(&mut self) {
-        *self = ChunkEncoder::new();
-    }
-
-    fn run_length(&self) -> u16 {
-        ((self.first << 13) | self.size) as u16
-    }
-
-    /// 1-bit vector of the `n` (≤ 14) pending symbols, none of them large.
-    fn one_bit(&self, n: usize) -> u16 {
-        0x8000 | ((self.b1 & low_bits(n)) << (14 - n)) as u16
-    }
-
-    /// 2-bit vector of the `n` (≤ 7) pending symbols.
-    fn two_bit(&self, n: usize) -> u16 {
-        0xC000 | ((self.b2 & low_bits(2 * n)) << (14 - 2 * n)) as u16
-    }
-
-    /// Emits a chunk because the next symbol cannot join (so `size >= 7`).
-    fn emit(&mut self) -> u16 {
-        if self.all_same != 0 {
-            let c = self.run_length();
-            self.clear();
-            return c;
-        }
-        if self.size == 14 {
-            let c = self.one_bit(14);
-            self.clear();
-            return c;
-        }
-        // 7..14 symbols with a large delta among them: the oldest 7 go in a 2-bit vector, the
-        // rest stay pending.
-        let rest = self.size as usize - 7;
-        let c = 0xC000 | ((self.b2 >> (2 * rest)) & 0x3FFF) as u16;
-        self.b2 &= low_bits(2 * rest);
-        self.b1 &= low_bits(rest);
-        self.size = rest as u32;
-        self.has_large = u32::from(self.b2 & 0xAAAA_AAAA != 0);
-        if rest > 0 {
-            let first = (self.b2 >> (2 * (rest - 1))) & 3;
-            self.first = first;
-            self.all_same = u32::from(self.b2 == first * (0x5555_5555 & low_bits(2 * rest)));
-        } else {
-            self.all_same = 1;
-        }
-        c
-    }
-
-    /// The last (possibly partial) chunk, if any symbol is pending.
-    fn finish(&mut self) -> Option<u16> {
-        let c = match self.size as usize {
-            0 => return None,
-            _ if self.all_same != 0 => self.run_length(),
-            n @ 1..=7 => self.two_bit(n),
-            n => self.one_bit(n),
-        };
-        self.clear();
-        Some(c)
-    }
-}
-
 /// Writes one TWCC feedback packet: chunks go right after the header, deltas into a region
 /// after the worst-case chunk area and are moved down once at the end.
 #[derive(Debug)]
@@ -1633,38 +1517,18 @@ pub(crate) struct TwccBuilder<'w, 'b> {
 impl TwccBuilder<'_, '_> {
     /// Encodes the statuses (`None` = lost, at most the builder's maximum; the iterator is not
     /// advanced beyond it) in one pass and completes the packet. Returns the status count.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(
         self,
         statuses: impl Iterator<Item = Option<i16>>,
     ) -> Result<usize, RtcpError> {
+        let end = twcc_worst_end(self.start, self.max).min(self.w.buf.len());
+        let (head, delta_area) = self.w.buf[..end].split_at_mut(self.dstart);
+        let (chunk_bytes, dlen, count) =
+            encode_statuses(&mut head[self.cpos..], delta_area, self.max, statuses);
+        let cpos = self.cpos + chunk_bytes;
         let buf = &mut *self.w.buf;
-        let (mut cpos, mut dpos, mut count) = (self.cpos, self.dstart, 0usize);
-        let mut enc = ChunkEncoder::new();
-        for d in statuses.take(self.max) {
-            let s = match d {
-                None => 0,
-                Some(v) if (0..=255).contains(&v) => {
-                    buf[dpos] = v as u8;
-                    dpos += 1;
-                    1
-                }
-                Some(v) => {
-                    buf[dpos..dpos + 2].copy_from_slice(&v.to_be_bytes());
-                    dpos += 2;
-                    2
-                }
-            };
-            if let Some(c) = enc.push(s) {
-                buf[cpos..cpos + 2].copy_from_slice(&c.to_be_bytes());
-                cpos += 2;
-            }
-            count += 1;
-        }
-        if let Some(c) = enc.finish() {
-            buf[cpos..cpos + 2].copy_from_slice(&c.to_be_bytes());
-            cpos += 2;
-        }
+        let dpos = self.dstart + dlen;
         let start = self.start;
         buf.copy_within(self.dstart..dpos, cpos);
         let pos = cpos + (dpos - self.dstart);

@@ -22,14 +22,26 @@ pub struct TwccReceiver {
     media_ssrc: u32,
     unwrap: SeqUnwrapper,
     epoch: Option<Instant>,
-    /// (unwrapped seq, arrival µs since epoch), in arrival order.
+    /// (unwrapped seq, arrival in whole 250 µs ticks since epoch), in arrival order. Ticks are
+    /// all the feedback needs: deltas are tick differences and the 64 ms reference time is
+    /// `ticks / 256`, so storing them drops a division per packet at build time.
     arrivals: Vec<(u64, u64)>,
     /// Whether some arrival is out of order or repeated (then `build_feedback` sorts and
     /// dedups); tracked per packet so that the usual in-order case needs no extra pass.
     unsorted: bool,
+    /// One past the sequence number of the last entry of `arrivals` (0 when empty).
+    last_end: u64,
+    /// Arrivals below this sequence number were already reported (0 before any feedback).
+    floor: u64,
     next_base: Option<u64>,
     fb_count: u8,
     capacity: usize,
+}
+
+/// Whole 250 µs ticks in `d`, i.e. `d.as_micros() / 250` without 128-bit arithmetic.
+#[inline(always)]
+fn ticks(d: std::time::Duration) -> u64 {
+    d.as_secs() * 4000 + u64::from(d.subsec_nanos() / 250_000)
 }
 
 impl TwccReceiver {
@@ -43,6 +55,8 @@ impl TwccReceiver {
             epoch: None,
             arrivals: Vec::with_capacity(capacity),
             unsorted: false,
+            last_end: 0,
+            floor: 0,
             next_base: None,
             fb_count: 0,
             capacity,
@@ -50,16 +64,16 @@ impl TwccReceiver {
     }
 
     /// Records a packet carrying transport sequence `seq` that arrived at `now`.
+    #[inline]
     pub fn on_packet(&mut self, seq: u16, now: Instant) {
         let ext = self.unwrap.unwrap(seq);
-        if self.next_base.is_some_and(|b| ext < b) || self.arrivals.len() >= self.capacity {
+        if ext < self.floor || self.arrivals.len() >= self.capacity {
             return;
         }
         let epoch = *self.epoch.get_or_insert(now);
-        // Whole µs without the u128 arithmetic of `Duration::as_micros`.
-        let since = now.saturating_duration_since(epoch);
-        let t = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
-        self.unsorted |= self.arrivals.last().is_some_and(|l| l.0 >= ext);
+        let t = ticks(now.saturating_duration_since(epoch));
+        self.unsorted |= ext < self.last_end;
+        self.last_end = ext + 1;
         self.arrivals.push((ext, t));
     }
 
@@ -70,6 +84,8 @@ impl TwccReceiver {
         self.epoch = None;
         self.arrivals.clear();
         self.unsorted = false;
+        self.last_end = 0;
+        self.floor = 0;
         self.next_base = None;
         self.fb_count = 0;
     }
@@ -83,18 +99,21 @@ impl TwccReceiver {
     /// [`MAX_STATUSES_PER_FEEDBACK`] statuses, fewer if the worst-case encoding of more would
     /// not fit in the writer's remaining space) to `writer`; call again while
     /// [`pending`](Self::pending) is non-zero. Returns the number of packet statuses written
-    /// (0 = nothing to report). One pass over the sorted arrivals encodes chunks and deltas
-    /// straight into the writer's buffer.
+    /// (0 = nothing to report). One pass over the sorted arrivals writes deltas straight into
+    /// the writer's buffer while the status chunks are chosen a chunk at a time.
     pub fn build_feedback(&mut self, writer: &mut RtcpWriter<'_>) -> Result<usize, RtcpError> {
         let (Some(&first), Some(&last)) = (self.arrivals.first(), self.arrivals.last()) else {
             return Ok(0);
         };
         // Arrivals are usually recorded in order already: sort only if one was not.
         let (first, last) = if self.unsorted {
-            self.arrivals.sort_unstable_by_key(|a| a.0);
+            // A repeated sequence number is reported with its earliest arrival.
+            self.arrivals.sort_unstable();
             self.arrivals.dedup_by_key(|a| a.0);
             self.unsorted = false;
-            (self.arrivals[0], self.arrivals[self.arrivals.len() - 1])
+            let last = self.arrivals[self.arrivals.len() - 1];
+            self.last_end = last.0 + 1;
+            (self.arrivals[0], last)
         } else {
             (first, last)
         };
@@ -104,7 +123,7 @@ impl TwccReceiver {
             Some(b) if first.0 >= b && first.0 - b <= MAX_STATUSES_PER_FEEDBACK as u64 / 2 => b,
             _ => first.0,
         };
-        let ref_time = first.1 / 64_000;
+        let ref_time = first.1 / 256;
         let hdr = TwccHeader {
             sender_ssrc: self.sender_ssrc,
             media_ssrc: self.media_ssrc,
@@ -130,9 +149,8 @@ impl TwccReceiver {
                 seq += 1;
                 return Some(None);
             }
-            let ticks = (t / 250) as i64;
-            let delta = i16::try_from(ticks - prev_ticks).ok()?;
-            prev_ticks = ticks;
+            let delta = i16::try_from(t as i64 - prev_ticks).ok()?;
+            prev_ticks = t as i64;
             seq += 1;
             used += 1;
             Some(Some(delta))
@@ -140,7 +158,9 @@ impl TwccReceiver {
         let written = b.write(statuses)?;
         self.fb_count = self.fb_count.wrapping_add(1);
         self.next_base = Some(seq);
+        self.floor = seq;
         self.arrivals.drain(..used);
+        self.last_end = self.arrivals.last().map_or(0, |a| a.0 + 1);
         Ok(written)
     }
 }
@@ -366,5 +386,140 @@ mod tests {
             Err(RtcpError::BufferTooSmall { .. })
         ));
         assert_eq!(rx.pending(), 1);
+    }
+
+    /// The receiver before arrivals were kept in 250 µs ticks and chunks chosen per chunk: µs
+    /// per arrival, sort check at build time, statuses collected, then the per-status encoder
+    /// (`twcc_chunks::tests::reference_packet`). Kept as the reference for the property test.
+    struct ReferenceReceiver {
+        unwrap: SeqUnwrapper,
+        epoch: Option<Instant>,
+        arrivals: Vec<(u64, u64)>,
+        next_base: Option<u64>,
+        fb_count: u8,
+        capacity: usize,
+    }
+
+    impl ReferenceReceiver {
+        fn on_packet(&mut self, seq: u16, now: Instant) {
+            let ext = self.unwrap.unwrap(seq);
+            if self.next_base.is_some_and(|b| ext < b) || self.arrivals.len() >= self.capacity {
+                return;
+            }
+            let epoch = *self.epoch.get_or_insert(now);
+            let t = now.saturating_duration_since(epoch).as_micros() as u64;
+            self.arrivals.push((ext, t));
+        }
+
+        /// The packet `build_feedback` should append to an empty writer of `room` bytes.
+        fn build(&mut self, room: usize) -> Option<Vec<u8>> {
+            if self.arrivals.is_empty() {
+                return Some(Vec::new());
+            }
+            self.arrivals.sort();
+            self.arrivals.dedup_by_key(|a| a.0);
+            let (first, last) = (self.arrivals[0], self.arrivals[self.arrivals.len() - 1]);
+            let base = match self.next_base {
+                Some(b) if first.0 >= b && first.0 - b <= MAX_STATUSES_PER_FEEDBACK as u64 / 2 => b,
+                _ => first.0,
+            };
+            let ref_time = first.1 / 64_000;
+            let hdr = TwccHeader {
+                sender_ssrc: 7,
+                media_ssrc: 8,
+                base_seq: base as u16,
+                reference_time: (((ref_time as u32) << 8) as i32) >> 8,
+                fb_pkt_count: self.fb_count,
+            };
+            let span = (last.0 - base + 1).min(MAX_STATUSES_PER_FEEDBACK as u64) as usize;
+            let mut scratch = vec![0u8; room];
+            let max = RtcpWriter::new(&mut scratch).twcc_fit(span).max(1);
+            // Worst case of `max` statuses: header, n / 7 + 1 chunks, 2 bytes each, padding.
+            if 20 + 2 * (max / 7 + 1) + 2 * max + 3 > room {
+                return None;
+            }
+            let mut statuses = Vec::new();
+            let (mut seq, mut used, mut prev) = (base, 0, (ref_time * 256) as i64);
+            while let Some(&(s, t)) = self.arrivals.get(used) {
+                if s - base >= max as u64 {
+                    break;
+                }
+                if seq < s {
+                    statuses.push(None);
+                    seq += 1;
+                    continue;
+                }
+                let ticks = (t / 250) as i64;
+                let Ok(d) = i16::try_from(ticks - prev) else {
+                    break;
+                };
+                prev = ticks;
+                statuses.push(Some(d));
+                seq += 1;
+                used += 1;
+            }
+            self.fb_count = self.fb_count.wrapping_add(1);
+            self.next_base = Some(seq);
+            self.arrivals.drain(..used);
+            Some(crate::twcc_chunks::tests::reference_packet(&hdr, &statuses))
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Next sequence number relative to the previous one, arrival µs after the previous.
+        Packet(i16, u64),
+        /// Build feedback into a buffer of this many bytes.
+        Build(usize),
+    }
+
+    fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+        use proptest::prelude::*;
+        let op = prop_oneof![
+            20 => (1i16..=1, 0u64..3_000).prop_map(|(s, t)| Op::Packet(s, t)),
+            4 => (-20i16..40, 0u64..20_000).prop_map(|(s, t)| Op::Packet(s, t)),
+            1 => (any::<i16>(), 0u64..100_000_000).prop_map(|(s, t)| Op::Packet(s, t)),
+            1 => (1i16..=1, 8_000_000u64..9_000_000).prop_map(|(s, t)| Op::Packet(s, t)),
+            2 => prop_oneof![24usize..120, 120usize..1500].prop_map(Op::Build),
+        ];
+        prop::collection::vec(op, 0..600)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any arrival script (reordering, repeats, jumps, long stalls, tight buffers): every
+        /// feedback packet is byte-identical to the reference receiver's.
+        #[test]
+        fn feedback_bytes_match_the_reference_receiver(script in ops(), cap in proptest::prop_oneof![proptest::strategy::Just(1000usize), 1usize..50]) {
+            let t0 = Instant::now();
+            let mut rx = TwccReceiver::new(7, 8, cap);
+            let mut reference = ReferenceReceiver {
+                unwrap: SeqUnwrapper::new(),
+                epoch: None,
+                arrivals: Vec::new(),
+                next_base: None,
+                fb_count: 0,
+                capacity: cap,
+            };
+            let (mut seq, mut us) = (1000u16, 0u64);
+            for op in script.into_iter().chain([Op::Build(1500), Op::Build(1500)]) {
+                match op {
+                    Op::Packet(ds, dt) => {
+                        seq = seq.wrapping_add(ds as u16);
+                        us += dt;
+                        let at = t0 + Duration::from_micros(us);
+                        rx.on_packet(seq, at);
+                        reference.on_packet(seq, at);
+                    }
+                    Op::Build(room) => {
+                        let mut buf = vec![0u8; room];
+                        let mut w = RtcpWriter::new(&mut buf);
+                        let got = rx.build_feedback(&mut w).ok().map(|_| w.as_bytes().to_vec());
+                        proptest::prop_assert_eq!(got, reference.build(room));
+                        proptest::prop_assert_eq!(rx.pending(), reference.arrivals.len());
+                    }
+                }
+            }
+        }
     }
 }
