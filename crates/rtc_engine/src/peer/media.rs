@@ -956,6 +956,41 @@ impl MediaStreams {
     }
 }
 
+impl MediaStreams {
+    /// Loss and jitter over all streams: inbound from our receiver statistics, outbound from
+    /// the remote's latest report block about each stream we send.
+    pub(crate) fn quality(&self) -> super::PeerQuality {
+        let jitter = |units: u32, clock_rate: u32| {
+            if clock_rate == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(u64::from(units) * 1_000_000 / u64::from(clock_rate))
+            }
+        };
+        let mut q = super::PeerQuality::default();
+        for s in &self.recv {
+            let Some(stats) = &s.stats else { continue };
+            let i = &mut q.inbound;
+            i.streams += 1;
+            i.packets_expected += u64::from(stats.expected());
+            i.packets_received += u64::from(stats.received());
+            i.packets_lost += i64::from(stats.cumulative_lost());
+            i.jitter = i.jitter.max(jitter(stats.jitter(), s.cfg.clock_rate));
+        }
+        for s in &self.send {
+            let Some(block) = &s.remote_report else {
+                continue;
+            };
+            let o = &mut q.outbound;
+            o.streams += 1;
+            o.packets_lost += i64::from(block.cumulative_lost);
+            o.fraction_lost_q8 = o.fraction_lost_q8.max(block.fraction_lost);
+            o.jitter = o.jitter.max(jitter(block.jitter, s.cfg.clock_rate));
+        }
+        q
+    }
+}
+
 /// Fuzz entry point (`fuzz/fuzz_targets/media_streams.rs`, replayed by
 /// `tests/media_fuzz_regressions.rs`): drives a `MediaStreams` with two received streams (one
 /// with RTX, one learned from the mid extension), two sent streams and TWCC, from records

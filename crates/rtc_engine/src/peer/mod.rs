@@ -305,6 +305,55 @@ pub struct PeerStats {
     pub bytes_out: u64,
     /// SRTP/SRTCP failures.
     pub srtp_failures: u64,
+    /// RTCP compounds received.
+    pub rtcp_in: u64,
+    /// RTCP compounds sent.
+    pub rtcp_out: u64,
+    /// Sequence numbers the remote NACKed (asked us to retransmit).
+    pub nacks_in: u64,
+    /// Sequence numbers we NACKed (asked the remote to retransmit).
+    pub nacks_out: u64,
+    /// Retransmissions we sent in answer to NACKs (RTX-wrapped when RTX is negotiated).
+    pub retransmits_out: u64,
+    /// RTX retransmissions received from the remote (unwrapped).
+    pub rtx_in: u64,
+    /// PLIs received on sections we send.
+    pub plis_in: u64,
+    /// FIRs received on sections we send.
+    pub firs_in: u64,
+    /// Data channel messages received.
+    pub data_messages_in: u64,
+    /// Data channel messages sent.
+    pub data_messages_out: u64,
+}
+
+/// Reception quality of one direction of a peer's media, over all its streams: what the
+/// server measured on the remote's streams (inbound), or what the remote's RTCP receiver
+/// reports say about ours (outbound).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkQuality {
+    /// Streams that have statistics (inbound: received packets; outbound: a report arrived).
+    pub streams: u32,
+    /// Packets expected so far (inbound only: from the extended highest sequence numbers).
+    pub packets_expected: u64,
+    /// Packets received so far (inbound only, duplicates included as RFC 3550 counts).
+    pub packets_received: u64,
+    /// Cumulative packets lost (RFC 3550; negative with duplicates), summed over streams.
+    pub packets_lost: i64,
+    /// Fraction lost of the last report interval, 1/256 units, the worst stream (outbound
+    /// only: inbound fractions are computed by the engine over its own window).
+    pub fraction_lost_q8: u8,
+    /// Interarrival jitter, the worst stream.
+    pub jitter: Duration,
+}
+
+/// [`LinkQuality`] in both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerQuality {
+    /// The remote's streams, as the server receives them.
+    pub inbound: LinkQuality,
+    /// The server's streams, as the remote reports receiving them (RTCP RR/SR blocks).
+    pub outbound: LinkQuality,
 }
 
 /// A media section id (`a=mid`), stored inline (at most 32 bytes) so that handing it out per
@@ -787,7 +836,11 @@ impl Peer {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(PeerEvent::DataChannelMessage { .. }) = &event {
+            self.stats.data_messages_in += 1;
+        }
+        event
     }
 
     /// Moves everything the parts want to send into the transmit queue and their events out.
@@ -901,6 +954,7 @@ impl Peer {
             return Err(PeerError::Closed);
         }
         self.transport.send_data(channel, data, binary)?;
+        self.stats.data_messages_out += 1;
         self.pump(now);
         Ok(())
     }
@@ -925,10 +979,30 @@ impl Peer {
 
     /// Counters.
     pub fn stats(&self) -> PeerStats {
+        let m = self.media.counters();
         PeerStats {
             rtt: self.media.rtt(),
+            rtcp_in: m.rtcp_in,
+            rtcp_out: m.rtcp_out,
+            nacks_in: m.nacked_in,
+            nacks_out: m.nacked_out,
+            retransmits_out: m.retransmits,
+            rtx_in: m.rtx_in,
+            plis_in: m.plis_in,
+            firs_in: m.firs_in,
             ..self.stats
         }
+    }
+
+    /// Loss and jitter of the media in both directions (see [`PeerQuality`]).
+    pub fn quality(&self) -> PeerQuality {
+        self.media.quality()
+    }
+
+    /// UDP or TCP: the transport of the path media uses (the ICE-selected pair, else the
+    /// latest path the remote proved), if any.
+    pub fn selected_transport(&self) -> Option<Transport> {
+        self.transport.path_transport()
     }
 }
 
