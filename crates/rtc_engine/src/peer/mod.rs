@@ -53,6 +53,8 @@ use tympan_ice::stun::{PacketKind, classify};
 use crate::seed_rng::SeedRng;
 
 use media::{MediaEvent, MediaStreams, RecvStreamConfig, SendStreamConfig};
+
+pub use media::LinkQuality;
 use negotiation::{Negotiation, Section};
 
 pub use tympan_ice::agent::Transport;
@@ -325,26 +327,6 @@ pub struct PeerStats {
     pub data_messages_in: u64,
     /// Data channel messages sent.
     pub data_messages_out: u64,
-}
-
-/// Reception quality of one direction of a peer's media, over all its streams: what the
-/// server measured on the remote's streams (inbound), or what the remote's RTCP receiver
-/// reports say about ours (outbound).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkQuality {
-    /// Streams that have statistics (inbound: received packets; outbound: a report arrived).
-    pub streams: u32,
-    /// Packets expected so far (inbound only: from the extended highest sequence numbers).
-    pub packets_expected: u64,
-    /// Packets received so far (inbound only, duplicates included as RFC 3550 counts).
-    pub packets_received: u64,
-    /// Cumulative packets lost (RFC 3550; negative with duplicates), summed over streams.
-    pub packets_lost: i64,
-    /// Fraction lost of the last report interval, 1/256 units, the worst stream (outbound
-    /// only: inbound fractions are computed by the engine over its own window).
-    pub fraction_lost_q8: u8,
-    /// Interarrival jitter, the worst stream.
-    pub jitter: Duration,
 }
 
 /// [`LinkQuality`] in both directions.
@@ -996,7 +978,8 @@ impl Peer {
 
     /// Loss and jitter of the media in both directions (see [`PeerQuality`]).
     pub fn quality(&self) -> PeerQuality {
-        self.media.quality()
+        let (inbound, outbound) = self.media.quality();
+        PeerQuality { inbound, outbound }
     }
 
     /// UDP or TCP: the transport of the path media uses (the ICE-selected pair, else the
