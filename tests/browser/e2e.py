@@ -12,14 +12,18 @@ library. Scenario (the server runs with --max-room-size 3):
      growing) and video (framesDecoded growing), read from RTCPeerConnection.getStats() through
      the page's test hook (window.tympanTest, documented in crates/sfu/static/app.js); the
      selected ICE pairs are UDP; every card's speaking indicator lights up (the fake
-     microphone beeps);
+     microphone beeps); /metrics and /api/rooms/<room> are scraped while media flows and the
+     server's RTP packet and byte counters are checked against the sums of the browsers' own
+     getStats() counters (window.tympanTest.rtpTotals()), per-peer RTT/loss/jitter/bit rates
+     against plausible ranges;
   4. chat messages arrive everywhere with the right sender names (and as text, not HTML);
      room data over the data channels: A to everyone reaches B and C with from = A, A to B
      only does not reach C, B's lossy message arrives on the lossy channels, A's raised hand
      shows on the others' cards, B's reaction reaches A;
   5. B mutes: the others' cards show the microphone off; unmuting shows it on again;
   6. a fourth browser D, whose microphone is blocked by the browser's settings, tries to join
-     the full room: the page is back on the landing form with the room_full error;
+     the full room: the page is back on the landing form with the room_full error (and
+     /metrics counts it in tympan_signalling_errors_total{code="room_full"});
   7. C leaves and disappears from the others' pages (the random room/name buttons work on its
      landing page); at the same moment B, whose signalling
      goes through a proxy that now holds back what the server sends by 4 s, turns its camera
@@ -544,6 +548,133 @@ def check_chat_history(late, label, expected):
         raise Failure(f"{label}: {marked} chat lines marked as earlier, expected {len(expected)}")
 
 
+def scrape_metrics(base_url):
+    """GET /metrics parsed into {(name, frozenset(labels)): value}; checks every sample has its
+    family's # TYPE line before it."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as r:
+        ctype = r.headers.get("Content-Type", "")
+        text = r.read().decode("utf-8")
+    if not ctype.startswith("text/plain; version=0.0.4"):
+        raise Failure(f"/metrics Content-Type {ctype!r}")
+    typed, out = set(), {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        if not m:
+            raise Failure(f"/metrics: bad sample line {line!r}")
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in typed and family not in typed:
+            raise Failure(f"/metrics: {name} has no # TYPE line before it")
+        out[(name, frozenset(re.findall(r'(\w+)="([^"]*)"', labels)))] = value
+    return out
+
+
+def metric(samples, name, **labels):
+    key = (name, frozenset(labels.items()))
+    if key not in samples:
+        raise Failure(f"/metrics has no {name}{labels or ''}")
+    return samples[key]
+
+
+def rtp_totals(browsers):
+    """Sums of the browsers' own getStats() RTP counters (window.tympanTest.rtpTotals())."""
+    total = {}
+    for br in browsers:
+        t = br.js("return window.tympanTest.rtpTotals()") or {}
+        for k, v in t.items():
+            total[k] = total.get(k, 0) + (v or 0)
+    return total
+
+
+def check_metrics_against_browsers(base_url, room, browsers, ids):
+    """Phase: /metrics and /api/rooms/<room> scraped while the three browsers send and receive
+    audio and video, checked against what the browsers report through getStats().
+
+    Each scrape is bracketed by two rounds of getStats() (before and after): the server's
+    counters, which only grow, must lie between the two sums. Tolerance: 10% plus 50 packets,
+    because (1) Chrome caches getStats() results for a short while and updates its RTP counters
+    on its network thread, so a "before" round can be slightly stale; (2) what counts as a packet
+    differs at the edges: Chrome's packetsSent/packetsReceived count the media SSRC only, while
+    the server's rtp_in also counts RTX retransmissions it unwrapped, and padding-only bandwidth
+    probes are counted by neither; (3) the subscriptions' first video packets before a keyframe
+    are sent by the browser but not forwarded. Loopback itself loses nothing measurable."""
+    say("metrics: /metrics and /api/rooms/<room> against the browsers' getStats()")
+    m0 = scrape_metrics(base_url)
+    for name in ("tympan_rooms", "tympan_participants", "tympan_tracks"):
+        metric(m0, name)
+    if metric(m0, "tympan_participants") < 3 or metric(m0, "tympan_websocket_connections") < 3:
+        raise Failure("/metrics does not count the three participants and their WebSockets")
+    time.sleep(3)
+    before = rtp_totals(browsers)
+    m = scrape_metrics(base_url)
+    after = rtp_totals(browsers)
+    checks = [
+        ("RTP packets in", metric(m, "tympan_rtp_packets_in_total"), "packetsSent"),
+        ("RTP packets forwarded", metric(m, "tympan_rtp_packets_forwarded_total"), "packetsReceived"),
+    ]
+    for what, server_value, field in checks:
+        low, high = before.get(field, 0), after.get(field, 0)
+        say(f"  {what}: server {server_value:.0f}, browsers' {field} {low}..{high}")
+        if low <= 0:
+            raise Failure(f"the browsers report no {field}")
+        if not (low * 0.9 - 50 <= server_value <= high * 1.1 + 50):
+            raise Failure(f"{what}: server says {server_value:.0f}, browsers' {field} was {low}..{high}")
+    # Bytes: the server's plaintext RTP bytes (headers included) against payload + header bytes.
+    for what, name, payload, header in [
+        ("RTP bytes in", "tympan_rtp_bytes_in_total", "bytesSent", "headerBytesSent"),
+        ("RTP bytes forwarded", "tympan_rtp_bytes_forwarded_total", "bytesReceived", "headerBytesReceived"),
+    ]:
+        server_value = metric(m, name)
+        low = before.get(payload, 0) + before.get(header, 0)
+        high = after.get(payload, 0) + after.get(header, 0)
+        say(f"  {what}: server {server_value:.0f}, browsers {low}..{high}")
+        if not (low * 0.85 <= server_value <= high * 1.15 + 50_000):
+            raise Failure(f"{what}: server says {server_value:.0f}, browsers {low}..{high}")
+    for name in ("tympan_bytes_in_total", "tympan_datagrams_out_total", "tympan_rtcp_packets_in_total"):
+        if metric(m, name) <= metric(m0, name):
+            raise Failure(f"{name} did not grow while media flowed")
+    if metric(m, "tympan_bytes_in_total") < metric(m, "tympan_rtp_bytes_in_total"):
+        raise Failure("datagram bytes in < RTP bytes in")
+    if metric(m, "tympan_room_participants_count") < 1:
+        raise Failure("the room histogram counts no room")
+    with urllib.request.urlopen(f"{base_url}/api/rooms/{room}", timeout=10) as r:
+        details = json.loads(r.read().decode("utf-8"))
+    got = sorted(p["id"] for p in details["participants"])
+    if got != sorted(ids[br.label] for br in browsers):
+        raise Failure(f"/api/rooms/{room} lists {got}, expected {ids}")
+    for p in details["participants"]:
+        inbound, outbound = p["inbound"], p["outbound"]
+        say(f"  {p['id']}: {p['transport']}, rtt {p['rtt_ms']} ms, in {inbound['bitrate_bps']} bit/s "
+            f"(lost {inbound['packets_lost']}, jitter {inbound['jitter_ms']:.1f} ms), out {outbound['bitrate_bps']} bit/s "
+            f"(lost {outbound['packets_lost']}, jitter {outbound['jitter_ms']:.1f} ms)")
+        if not p["connected"] or p["transport"] != "udp" or len(p["tracks"]) != 2:
+            raise Failure(f"/api/rooms/{room}: {p}")
+        if p["rtt_ms"] is None or not 0 <= p["rtt_ms"] < 1000:
+            raise Failure(f"{p['id']}: RTT {p['rtt_ms']} (the browsers send receiver reports)")
+        if inbound["bitrate_bps"] <= 0 or outbound["bitrate_bps"] <= 0:
+            raise Failure(f"{p['id']}: no bit rate while media flows: {p}")
+        for d in (inbound, outbound):
+            if not (0 <= d["fraction_lost"] <= 1 and 0 <= d["jitter_ms"] < 500):
+                raise Failure(f"{p['id']}: implausible loss/jitter {d}")
+    with urllib.request.urlopen(f"{base_url}/api/rooms", timeout=10) as r:
+        listed = [x for x in json.loads(r.read().decode("utf-8")) if x["name"] == room]
+    if not listed or listed[0]["participants"] != 3 or "totals" not in listed[0]:
+        raise Failure(f"/api/rooms: {listed}")
+
+
+def check_error_metric(base_url, code):
+    """The signalling error counter for `code` has moved."""
+    n = metric(scrape_metrics(base_url), "tympan_signalling_errors_total", code=code)
+    if n < 1:
+        raise Failure(f"tympan_signalling_errors_total{{code={code!r}}} is {n} after such an error")
+    say(f"metrics: {n:.0f} {code} error(s) counted")
+
+
 def run_scenario(base_url, wd, profiles, server, media=True):
     """Runs the scenario of the module docstring; raises Failure. Returns whether step 7
     provoked a glare."""
@@ -613,6 +744,8 @@ def run_scenario(base_url, wd, profiles, server, media=True):
             transport = br.js("return window.tympanTest.transport()")
             if transport != "udp":
                 raise Failure(f"{br.label}: selected ICE candidate pair is {transport!r}, expected udp")
+        if server is not None:  # a shared server (--url) has other rooms in its totals
+            check_metrics_against_browsers(base_url, room, browsers, ids)
         say("speaking indicators (the fake microphone beeps)")
         for br in browsers:
             def spoke(br=br):
@@ -688,6 +821,7 @@ def run_scenario(base_url, wd, profiles, server, media=True):
                 raise Failure(f"D status {st['status']!r}, landing message {message!r}, notices {st['notices']}")
             return True
         wait_for("D back on the landing page with the room_full error", refused)
+        check_error_metric(base_url, "room_full")
 
     say(f"C leaves while B's signalling lags {GLARE_DELAY:.0f} s; B turns its camera off and re-offers: "
         "B's offer crosses the server's (glare)")
@@ -887,6 +1021,8 @@ def main():
             checked.append("ICE-TCP")
         if server:
             checked += ["room_full error", "reconnect after a server restart"]
+        if server and not args.no_media:
+            checked.append("/metrics and /api/rooms against getStats()")
         say("PASS:", ", ".join(checked))
     except Exception as e:  # noqa: BLE001 - every failure gets the diagnostics
         say("FAIL:", e if isinstance(e, Failure) else f"{type(e).__name__}: {e}")

@@ -24,6 +24,7 @@ use crate::room::{
     validate_room_name,
 };
 use crate::seed_rng::SeedRng;
+use crate::stats::{EngineStats, RoomDetails};
 
 // A child module so that it can reach the engine's internals; the file sits beside this one.
 #[path = "room_data.rs"]
@@ -117,6 +118,36 @@ pub struct EngineCounters {
     pub offers: u64,
     /// Participants removed because their media path was lost.
     pub timeouts: u64,
+    /// Bytes of the datagrams handed to [`Engine::handle_datagram`].
+    pub bytes_in: u64,
+    /// Datagrams handed out by [`Engine::poll_transmit`].
+    pub datagrams_out: u64,
+    /// Bytes of those datagrams.
+    pub bytes_out: u64,
+    /// Plaintext RTP bytes (header and payload) received from publishers.
+    pub rtp_bytes_in: u64,
+    /// Plaintext RTP bytes sent to subscribers (counted with [`EngineCounters::rtp_forwarded`]).
+    pub rtp_bytes_forwarded: u64,
+    /// RTCP compounds received (all peers).
+    pub rtcp_in: u64,
+    /// RTCP compounds sent (reports, NACKs, PLI/FIR, transport-wide CC feedback).
+    pub rtcp_out: u64,
+    /// Packets subscribers asked to have retransmitted (NACKed sequence numbers).
+    pub nacks_received: u64,
+    /// Packets the server asked publishers to retransmit (NACKed sequence numbers).
+    pub nacks_sent: u64,
+    /// Retransmissions sent to subscribers in answer to their NACKs (RTX when negotiated).
+    pub rtx_sent: u64,
+    /// RTX retransmissions received from publishers (answers to the server's NACKs).
+    pub rtx_received: u64,
+    /// PLIs received from subscribers.
+    pub plis_received: u64,
+    /// FIRs received from subscribers.
+    pub firs_received: u64,
+    /// Data channel messages received from participants.
+    pub data_messages_in: u64,
+    /// Data channel messages sent to participants.
+    pub data_messages_out: u64,
 }
 
 /// One room, for logs/metrics/`/api/rooms`.
@@ -228,6 +259,7 @@ pub struct Engine {
     /// Peers of removed participants, kept until their close_notify is sent.
     closing: Vec<(Peer, Instant)>,
     counters: EngineCounters,
+    stats: EngineStats,
     scratch: Vec<u8>,
     tx_cursor: ParticipantId,
     closed: bool,
@@ -296,7 +328,7 @@ fn clock_rate_of(kind: &MediaKind) -> u32 {
 
 impl Engine {
     /// A new engine. Needs at least one UDP or TCP address to advertise.
-    pub fn new(config: EngineConfig, _now: Instant) -> Result<Self, EngineError> {
+    pub fn new(config: EngineConfig, now: Instant) -> Result<Self, EngineError> {
         if config.udp_addrs.is_empty() && config.tcp_addrs.is_empty() {
             return Err(EngineError::Config("no UDP or TCP address to advertise"));
         }
@@ -333,6 +365,7 @@ impl Engine {
             notices: VecDeque::new(),
             closing: Vec::new(),
             counters: EngineCounters::default(),
+            stats: EngineStats::new(now),
             scratch: vec![0; SCRATCH_LEN],
             tx_cursor: ParticipantId(0),
             closed: false,
@@ -990,6 +1023,7 @@ impl Engine {
             self.tuples.remove(t);
         }
         if let Some(mut peer) = p.peer.take() {
+            self.stats.retire(&peer);
             self.router.remove(peer.local_ufrag());
             peer.close(now);
             if peer.has_transmit() {
@@ -1099,6 +1133,7 @@ impl Engine {
     /// Forwards one publisher packet to every subscriber of its track.
     fn forward(&mut self, now: Instant, publisher: ParticipantId, mid: &str, packet: &[u8]) {
         self.counters.rtp_in += 1;
+        self.counters.rtp_bytes_in += packet.len() as u64;
         let Some(p) = self.participants.get_mut(&publisher) else {
             return;
         };
@@ -1123,7 +1158,10 @@ impl Engine {
                 Outcome::Send(len) => {
                     let out = self.scratch.get(..len).unwrap_or(&[]);
                     match peer.send_rtp(now, &s.mid, out) {
-                        Ok(()) => self.counters.rtp_forwarded += 1,
+                        Ok(()) => {
+                            self.counters.rtp_forwarded += 1;
+                            self.counters.rtp_bytes_forwarded += len as u64;
+                        }
                         Err(_) => self.counters.rtp_not_forwarded += 1,
                     }
                 }
@@ -1156,6 +1194,7 @@ impl Engine {
     /// ([`EngineCounters::dropped`]) and ignored.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram<'_>) {
         self.counters.datagrams_in += 1;
+        self.counters.bytes_in += datagram.contents.len() as u64;
         let tuple = (datagram.local, datagram.remote, datagram.transport);
         let (pid, by_ufrag) = match self.router.route(datagram.contents) {
             Some(&pid) => (pid, true),
@@ -1196,6 +1235,13 @@ impl Engine {
     /// The next datagram to send, written into `buf` (at least 1500 bytes), taken from the
     /// peers in turn.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<TransmitMeta> {
+        let meta = self.next_transmit(buf)?;
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += meta.len as u64;
+        Some(meta)
+    }
+
+    fn next_transmit(&mut self, buf: &mut [u8]) -> Option<TransmitMeta> {
         let cursor = self.tx_cursor;
         let after = self
             .participants
@@ -1254,6 +1300,11 @@ impl Engine {
         }
         self.closing
             .retain(|(peer, until)| peer.has_transmit() && *until > now);
+        let participants = self
+            .participants
+            .iter()
+            .map(|(id, p)| (*id, p.peer.as_ref()));
+        self.stats.handle_timeout(now, participants);
     }
 
     /// When to call [`Engine::handle_timeout`] next, and why: the earliest of all peers'
@@ -1284,6 +1335,8 @@ impl Engine {
             consider(Some((*until, TimeoutReason::RoomHousekeeping)));
             consider(peer.poll_timeout());
         }
+        let sample = self.stats.poll_timeout(!self.participants.is_empty());
+        consider(sample.map(|t| (t, TimeoutReason::RoomHousekeeping)));
         best
     }
 
@@ -1302,6 +1355,7 @@ impl Engine {
                 },
             ));
             if let Some(mut peer) = p.peer {
+                self.stats.retire(&peer);
                 peer.close(now);
                 if peer.has_transmit() {
                     self.closing.push((peer, now + CLOSE_LINGER));
@@ -1327,9 +1381,32 @@ impl Engine {
         })
     }
 
-    /// Counters.
+    /// Counters since the engine started (peer-level ones include removed participants).
     pub fn counters(&self) -> EngineCounters {
-        self.counters
+        let mut c = self.counters;
+        let live = self.participants.values().filter_map(|p| p.peer.as_ref());
+        self.stats.fill_counters(&mut c, live);
+        c
+    }
+
+    /// One room in detail (participants, their tracks, transport, per-peer RTT, loss, jitter
+    /// and bit rates, room totals), or `None` if there is no such room. Bit rates and the
+    /// inbound fraction lost cover the last [`crate::STATS_INTERVAL`] window.
+    pub fn room_details(&self, room: &str) -> Option<RoomDetails> {
+        let r = self.rooms.get(room)?;
+        let participants = r
+            .members
+            .keys()
+            .filter_map(|id| {
+                let p = self.participants.get(id)?;
+                let tracks = p.tracks.iter().map(Track::info).collect();
+                Some(
+                    self.stats
+                        .participant(*id, &p.name, p.connected, tracks, p.peer.as_ref()),
+                )
+            })
+            .collect();
+        Some(self.stats.room(room, participants))
     }
 
     /// The participant's info (name and tracks), if it is in a room.

@@ -77,6 +77,7 @@ mod forward;
 mod notice;
 mod room;
 mod seed_rng;
+mod stats;
 
 #[doc(hidden)]
 pub use forward::fuzz_forward;
@@ -95,4 +96,7 @@ pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};
 pub use room::{
     ChatEntry, IdParseError, Joined, MAX_CHAT_CHARS, MAX_NAME_CHARS, OfferedTrack, ParticipantId,
     ParticipantInfo, PublishedTrack, TrackAnnouncement, TrackId, TrackInfo, TrackSource,
+};
+pub use stats::{
+    DirectionStats, ParticipantDetails, PeerDetails, RoomDetails, RoomTotals, STATS_INTERVAL,
 };

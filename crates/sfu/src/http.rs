@@ -1,4 +1,5 @@
-//! HTTP routes: the web room (embedded static files), `/ws`, `/healthz` and `/api/rooms`.
+//! HTTP routes: the web room (embedded static files), `/ws`, `/healthz`, and (in
+//! `metrics.rs`) `/api/rooms`, `/api/rooms/{room}` and `/metrics`.
 
 use std::net::SocketAddr;
 
@@ -42,7 +43,9 @@ pub(crate) fn router(ctx: SocketContext) -> Router {
         .route("/static/{file}", get(static_file))
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
-        .route("/api/rooms", get(rooms))
+        .route("/api/rooms", get(crate::metrics::rooms))
+        .route("/api/rooms/{room}", get(crate::metrics::room))
+        .route("/metrics", get(crate::metrics::metrics))
         .with_state(ctx)
 }
 
@@ -103,33 +106,6 @@ async fn healthz(State(ctx): State<SocketContext>) -> Response {
         Ok(json) => (
             [(header::CONTENT_TYPE, "application/json")],
             json.to_string(),
-        )
-            .into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response(),
-    }
-}
-
-/// The rooms: name, participants, tracks.
-async fn rooms(State(ctx): State<SocketContext>) -> Response {
-    let rooms = ctx
-        .engine
-        .call(|core, _| {
-            core.engine
-                .rooms()
-                .map(|r| {
-                    serde_json::json!({
-                        "name": r.name,
-                        "participants": r.participants,
-                        "tracks": r.tracks,
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-    match rooms {
-        Ok(list) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::Value::Array(list).to_string(),
         )
             .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response(),

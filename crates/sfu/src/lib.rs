@@ -3,7 +3,9 @@
 //! runtime, and drives the sans-IO [`tympan_rtc_engine::Engine`] from a single task.
 //!
 //! - `GET /` (and `/room/<name>`) serves the web room, `GET /ws` the JSON signalling of
-//!   `docs/signalling.md`, `GET /healthz` a JSON status, `GET /api/rooms` the rooms.
+//!   `docs/signalling.md`, `GET /healthz` a JSON status, `GET /api/rooms` the rooms,
+//!   `GET /api/rooms/<room>` one room in detail (participants, tracks, per-peer RTT, loss,
+//!   jitter, bit rates) and `GET /metrics` Prometheus metrics (see the crate README).
 //! - Configuration: [`Config`] from flags, `TYMPAN_*` variables and a TOML file
 //!   ([`Config::from_cli`]), or built in code.
 //!
@@ -28,6 +30,7 @@ pub mod protocol;
 mod actor;
 mod http;
 mod media;
+mod metrics;
 mod ws;
 
 use std::future::{Future, IntoFuture};
@@ -221,6 +224,7 @@ impl Server {
             engine: handle.clone(),
             shutdown: shutdown_rx,
             alive: alive_tx,
+            metrics: std::sync::Arc::new(metrics::Metrics::default()),
         });
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let mut http_task = tokio::spawn(

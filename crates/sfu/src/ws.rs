@@ -35,6 +35,8 @@ pub(crate) struct SocketContext {
     /// Dropped when the task ends: the server waits for all of them at shutdown.
     #[allow(dead_code)] // held, never read: its drop is the signal
     pub(crate) alive: mpsc::Sender<()>,
+    /// Signalling error counts and the WebSocket gauge (`/metrics`).
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// What to do after handling one frame.
@@ -61,6 +63,7 @@ pub(crate) async fn serve(socket: WebSocket, remote: SocketAddr, ctx: SocketCont
 async fn run(socket: WebSocket, ctx: SocketContext) {
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
     let mut shutdown = ctx.shutdown.clone();
+    let _open = ctx.metrics.websocket_opened();
     let mut s = Session {
         socket,
         ctx,
@@ -142,6 +145,9 @@ async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
 impl Session {
     /// Sends one message; false when the socket is gone.
     async fn send(&mut self, message: &ServerMessage) -> bool {
+        if let ServerMessage::Error { code, .. } = message {
+            self.ctx.metrics.signalling_error(code);
+        }
         self.socket
             .send(Message::Text(message.to_json().into()))
             .await

@@ -18,6 +18,10 @@
 //   window.tympanTest.stats()  -> Promise of [{mid, kind, participant, track, packetsReceived,
 //                                  framesDecoded, audioLevel}] from pc.getStats() inbound-rtp
 //   window.tympanTest.transport() -> Promise of 'udp' | 'tcp' | null (selected ICE pair)
+//   window.tympanTest.rtpTotals() -> Promise of {packetsSent, bytesSent, headerBytesSent,
+//                                  retransmittedPacketsSent} summed over outbound-rtp and
+//                                  {packetsReceived, bytesReceived, headerBytesReceived,
+//                                  packetsLost} over inbound-rtp (null without a session)
 //   window.tympanTest.log()    -> the page's own log lines (signalling and errors)
 //   window.tympanTest.renegotiate() -> send a new offer of the unchanged session now
 //   window.tympanTest.sendData(data, {to, lossy, topic}) -> room data over the data channels
@@ -1059,6 +1063,19 @@
       return base;
     },
     stats() { return session ? session.inboundStats() : Promise.resolve([]); },
+    async rtpTotals() {
+      const pc = session && session.pc;
+      if (!pc) return null;
+      const t = { packetsSent: 0, bytesSent: 0, headerBytesSent: 0, retransmittedPacketsSent: 0,
+        packetsReceived: 0, bytesReceived: 0, headerBytesReceived: 0, packetsLost: 0 };
+      (await pc.getStats()).forEach((s) => {
+        const fields = s.type === 'outbound-rtp'
+          ? ['packetsSent', 'bytesSent', 'headerBytesSent', 'retransmittedPacketsSent']
+          : s.type === 'inbound-rtp' ? ['packetsReceived', 'bytesReceived', 'headerBytesReceived', 'packetsLost'] : [];
+        for (const f of fields) t[f] += s[f] || 0;
+      });
+      return t;
+    },
     transport() { return session ? session.selectedTransport() : Promise.resolve(null); },
     log() { return logLines.slice(); },
     renegotiate() { if (session) session.renegotiate(); },

@@ -956,6 +956,64 @@ impl MediaStreams {
     }
 }
 
+/// Reception quality of one direction of a peer's media, over all its streams: what the
+/// server measured on the remote's streams (inbound), or what the remote's RTCP receiver
+/// reports say about ours (outbound).
+// Public through `peer::LinkQuality`; the tests that include this file do not read it.
+#[allow(unreachable_pub, dead_code)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkQuality {
+    /// Streams that have statistics (inbound: received packets; outbound: a report arrived).
+    pub streams: u32,
+    /// Packets expected so far (inbound only: from the extended highest sequence numbers).
+    pub packets_expected: u64,
+    /// Packets received so far (inbound only, duplicates included as RFC 3550 counts).
+    pub packets_received: u64,
+    /// Cumulative packets lost (RFC 3550; negative with duplicates), summed over streams.
+    pub packets_lost: i64,
+    /// Fraction lost of the last report interval, 1/256 units, the worst stream (outbound
+    /// only: inbound fractions are computed by the engine over its own window).
+    pub fraction_lost_q8: u8,
+    /// Interarrival jitter, the worst stream.
+    pub jitter: Duration,
+}
+
+impl MediaStreams {
+    #[allow(dead_code)] // used by the peer, not by the tests that include this file
+    /// Loss and jitter over all streams: inbound from our receiver statistics, outbound from
+    /// the remote's latest report block about each stream we send.
+    pub(crate) fn quality(&self) -> (LinkQuality, LinkQuality) {
+        let jitter = |units: u32, clock_rate: u32| {
+            if clock_rate == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(u64::from(units) * 1_000_000 / u64::from(clock_rate))
+            }
+        };
+        let mut q = (LinkQuality::default(), LinkQuality::default());
+        for s in &self.recv {
+            let Some(stats) = &s.stats else { continue };
+            let i = &mut q.0;
+            i.streams += 1;
+            i.packets_expected += u64::from(stats.expected());
+            i.packets_received += u64::from(stats.received());
+            i.packets_lost += i64::from(stats.cumulative_lost());
+            i.jitter = i.jitter.max(jitter(stats.jitter(), s.cfg.clock_rate));
+        }
+        for s in &self.send {
+            let Some(block) = &s.remote_report else {
+                continue;
+            };
+            let o = &mut q.1;
+            o.streams += 1;
+            o.packets_lost += i64::from(block.cumulative_lost);
+            o.fraction_lost_q8 = o.fraction_lost_q8.max(block.fraction_lost);
+            o.jitter = o.jitter.max(jitter(block.jitter, s.cfg.clock_rate));
+        }
+        q
+    }
+}
+
 /// Fuzz entry point (`fuzz/fuzz_targets/media_streams.rs`, replayed by
 /// `tests/media_fuzz_regressions.rs`): drives a `MediaStreams` with two received streams (one
 /// with RTX, one learned from the mid extension), two sent streams and TWCC, from records

@@ -53,6 +53,8 @@ use tympan_ice::stun::{PacketKind, classify};
 use crate::seed_rng::SeedRng;
 
 use media::{MediaEvent, MediaStreams, RecvStreamConfig, SendStreamConfig};
+
+pub use media::LinkQuality;
 use negotiation::{Negotiation, Section};
 
 pub use tympan_ice::agent::Transport;
@@ -305,6 +307,35 @@ pub struct PeerStats {
     pub bytes_out: u64,
     /// SRTP/SRTCP failures.
     pub srtp_failures: u64,
+    /// RTCP compounds received.
+    pub rtcp_in: u64,
+    /// RTCP compounds sent.
+    pub rtcp_out: u64,
+    /// Sequence numbers the remote NACKed (asked us to retransmit).
+    pub nacks_in: u64,
+    /// Sequence numbers we NACKed (asked the remote to retransmit).
+    pub nacks_out: u64,
+    /// Retransmissions we sent in answer to NACKs (RTX-wrapped when RTX is negotiated).
+    pub retransmits_out: u64,
+    /// RTX retransmissions received from the remote (unwrapped).
+    pub rtx_in: u64,
+    /// PLIs received on sections we send.
+    pub plis_in: u64,
+    /// FIRs received on sections we send.
+    pub firs_in: u64,
+    /// Data channel messages received.
+    pub data_messages_in: u64,
+    /// Data channel messages sent.
+    pub data_messages_out: u64,
+}
+
+/// [`LinkQuality`] in both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerQuality {
+    /// The remote's streams, as the server receives them.
+    pub inbound: LinkQuality,
+    /// The server's streams, as the remote reports receiving them (RTCP RR/SR blocks).
+    pub outbound: LinkQuality,
 }
 
 /// A media section id (`a=mid`), stored inline (at most 32 bytes) so that handing it out per
@@ -787,7 +818,11 @@ impl Peer {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(PeerEvent::DataChannelMessage { .. }) = &event {
+            self.stats.data_messages_in += 1;
+        }
+        event
     }
 
     /// Moves everything the parts want to send into the transmit queue and their events out.
@@ -901,6 +936,7 @@ impl Peer {
             return Err(PeerError::Closed);
         }
         self.transport.send_data(channel, data, binary)?;
+        self.stats.data_messages_out += 1;
         self.pump(now);
         Ok(())
     }
@@ -925,10 +961,31 @@ impl Peer {
 
     /// Counters.
     pub fn stats(&self) -> PeerStats {
+        let m = self.media.counters();
         PeerStats {
             rtt: self.media.rtt(),
+            rtcp_in: m.rtcp_in,
+            rtcp_out: m.rtcp_out,
+            nacks_in: m.nacked_in,
+            nacks_out: m.nacked_out,
+            retransmits_out: m.retransmits,
+            rtx_in: m.rtx_in,
+            plis_in: m.plis_in,
+            firs_in: m.firs_in,
             ..self.stats
         }
+    }
+
+    /// Loss and jitter of the media in both directions (see [`PeerQuality`]).
+    pub fn quality(&self) -> PeerQuality {
+        let (inbound, outbound) = self.media.quality();
+        PeerQuality { inbound, outbound }
+    }
+
+    /// UDP or TCP: the transport of the path media uses (the ICE-selected pair, else the
+    /// latest path the remote proved), if any.
+    pub fn selected_transport(&self) -> Option<Transport> {
+        self.transport.path_transport()
     }
 }
 

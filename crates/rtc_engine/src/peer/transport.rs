@@ -231,6 +231,11 @@ impl Transport {
         self.path.or_else(|| self.checked.last().copied())
     }
 
+    /// UDP or TCP, of the path we send on.
+    pub(crate) fn path_transport(&self) -> Option<IceTransport> {
+        self.send_path().map(|p| p.transport)
+    }
+
     /// Whether a datagram on this 5-tuple may be DTLS/media of ours: the selected path or
     /// one the remote proved with a connectivity check.
     pub(crate) fn knows_path(
