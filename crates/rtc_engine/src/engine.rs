@@ -25,6 +25,10 @@ use crate::room::{
 };
 use crate::seed_rng::SeedRng;
 
+// Speaking detection and last-N slots: the engine side of `speaking.rs` and `last_n.rs`.
+#[path = "speaking_engine.rs"]
+mod speaking_engine;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -45,6 +49,11 @@ pub struct EngineConfig {
     pub max_room_size: usize,
     /// Seed of ICE credentials, SSRCs and sequence numbers (fix it for reproducible tests).
     pub seed: u64,
+    /// Audio slots per subscriber in last-N rooms (default 3; see [`crate::last_n`]).
+    pub last_n: usize,
+    /// Rooms with more participants than this switch to last-N audio (default 20; 0 = every
+    /// room).
+    pub last_n_threshold: usize,
 }
 
 impl EngineConfig {
@@ -56,6 +65,8 @@ impl EngineConfig {
             certificate,
             max_room_size: 50,
             seed: 0,
+            last_n: 3,
+            last_n_threshold: 20,
         }
     }
 }
@@ -142,6 +153,10 @@ struct Track {
     subscribers: Vec<Subscription>,
     last_keyframe_request: Option<Instant>,
     keyframe_request_pending: bool,
+    /// Voice activity from the RFC 6464 audio level (audio tracks).
+    vad: crate::speaking::VoiceActivity,
+    /// Last-N slots carrying this track: (subscriber, slot index).
+    slot_listeners: Vec<(ParticipantId, u8)>,
 }
 
 impl Track {
@@ -184,6 +199,10 @@ struct Participant {
     send_ext: ExtensionMap,
     /// 5-tuples learned for this participant.
     tuples: Vec<(SocketAddr, SocketAddr, Transport)>,
+    /// Last-N audio slots (in last-N rooms).
+    slots: Vec<crate::last_n::Slot>,
+    /// The last `speaking` event about this participant.
+    speaking_notified: crate::speaking::SpeakingNotified,
 }
 
 impl Participant {
@@ -220,6 +239,10 @@ pub struct Engine {
     scratch: Vec<u8>,
     tx_cursor: ParticipantId,
     closed: bool,
+    /// Per room: last-N mode and the last active-speakers list.
+    speech: BTreeMap<String, crate::speaking::RoomSpeech>,
+    /// Next speaking/last-N tick (while some room has an audio track).
+    speech_tick: Option<Instant>,
 }
 
 impl fmt::Debug for Engine {
@@ -325,6 +348,8 @@ impl Engine {
             scratch: vec![0; SCRATCH_LEN],
             tx_cursor: ParticipantId(0),
             closed: false,
+            speech: BTreeMap::new(),
+            speech_tick: None,
         })
     }
 
@@ -352,7 +377,7 @@ impl Engine {
     /// Joins `name` to `room` (created on first join). The others in the room get
     /// [`Notice::ParticipantJoined`]. Errors: `bad_name`, `room_full`, `internal` after
     /// [`Engine::close`].
-    pub fn join(&mut self, _now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
+    pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
         if self.closed {
             return Err(SignalError::new(
                 ErrorCode::Internal,
@@ -390,6 +415,8 @@ impl Engine {
             recv_ext: ExtensionMap::new(),
             send_ext: ExtensionMap::new(),
             tuples: Vec::new(),
+            slots: Vec::new(),
+            speaking_notified: Default::default(),
         };
         let info = participant.info(id);
         self.participants.insert(id, participant);
@@ -398,6 +425,7 @@ impl Engine {
             .filter_map(|q| self.participants.get(q).map(|x| x.info(*q)))
             .collect();
         self.notify_others(room, id, &Notice::ParticipantJoined(info));
+        self.check_last_n(now, room);
         tracing::debug!(participant = %id, room, "joined");
         Ok(Joined {
             participant: id,
@@ -516,7 +544,12 @@ impl Engine {
                 subscribers: Vec::new(),
                 last_keyframe_request: None,
                 keyframe_request_pending: false,
+                vad: Default::default(),
+                slot_listeners: Vec::new(),
             };
+            if track.kind == MediaKind::Audio {
+                self.speech_tick.get_or_insert(now);
+            }
             let info = track.info();
             if let Some(p) = self.participants.get_mut(&pid) {
                 p.tracks.push(track);
@@ -557,6 +590,7 @@ impl Engine {
             for (q, t) in existing {
                 self.subscribe(pid, q, t);
             }
+            self.add_slots(pid);
         }
         // The publisher's codecs may have changed: refresh its subscriptions.
         let subs: Vec<ParticipantId> = self
@@ -715,6 +749,9 @@ impl Engine {
         else {
             return false;
         };
+        if kind == MediaKind::Audio && self.in_last_n(subscriber) {
+            return false; // heard through the subscriber's slots
+        }
         let ssrc = self.rng.ssrc();
         let seed = self.rng.next_u64();
         let Some(q) = self.participants.get_mut(&subscriber) else {
@@ -837,6 +874,7 @@ impl Engine {
         for (publisher, ti) in want_keyframe {
             self.request_keyframe(now, publisher, ti);
         }
+        self.refresh_slots(subscriber);
     }
 
     /// Sends the subscriber's pending changes as a server offer when possible.
@@ -864,7 +902,14 @@ impl Engine {
                         mid: r.mid.clone(),
                         participant: r.publisher,
                         track: r.track,
+                        slot: None,
                     })
+                    .chain(p.slots.iter().enumerate().map(|(i, s)| OfferedTrack {
+                        mid: s.mid.clone(),
+                        participant: ParticipantId(0),
+                        track: TrackId(0),
+                        slot: Some(i as u8),
+                    }))
                     .collect();
                 let negotiation = p.negotiation;
                 self.counters.offers += 1;
@@ -956,6 +1001,7 @@ impl Engine {
             r.remove(pid);
             if r.is_empty() {
                 self.rooms.remove(&p.room);
+                self.speech.remove(&p.room);
             }
         }
         for t in &p.tuples {
@@ -1068,6 +1114,7 @@ impl Engine {
         let Some(ti) = p.tracks.iter().position(|t| t.mid == mid) else {
             return;
         };
+        speaking_engine::observe_level(now, &p.recv_ext, &mut p.tracks[ti], packet);
         // Moved out (no allocation) so that the subscribers' peers can be borrowed.
         let mut subs = std::mem::take(&mut p.tracks[ti].subscribers);
         let mut need_keyframe = false;
@@ -1109,6 +1156,7 @@ impl Engine {
         if need_keyframe {
             self.request_keyframe(now, publisher, ti);
         }
+        self.forward_to_slots(now, publisher, ti, packet);
     }
 
     // ------------------------------------------------------------------ media
@@ -1217,6 +1265,9 @@ impl Engine {
         }
         self.closing
             .retain(|(peer, until)| peer.has_transmit() && *until > now);
+        if self.speech_tick.is_some_and(|t| t <= now) {
+            self.speech_tick(now);
+        }
     }
 
     /// When to call [`Engine::handle_timeout`] next, and why: the earliest of all peers'
@@ -1247,6 +1298,10 @@ impl Engine {
             consider(Some((*until, TimeoutReason::RoomHousekeeping)));
             consider(peer.poll_timeout());
         }
+        consider(
+            self.speech_tick
+                .map(|t| (t, TimeoutReason::RoomHousekeeping)),
+        );
         best
     }
 
@@ -1272,6 +1327,8 @@ impl Engine {
             }
         }
         self.rooms.clear();
+        self.speech.clear();
+        self.speech_tick = None;
         self.tuples.clear();
         self.router = UfragRouter::new();
     }

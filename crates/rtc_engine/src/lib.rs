@@ -17,6 +17,12 @@
 //!   new video subscriptions start at a keyframe; keyframe requests reach the publisher at
 //!   most every 500 ms per track.
 //! - A participant whose ICE consent expires is removed and the others are told.
+//! - Speaking detection ([`speaking`]): the RFC 6464 audio level of every published audio
+//!   track gives a smoothed level and voice activity; the room hears about it through
+//!   [`Notice::Speaking`] and [`Notice::ActiveSpeakers`].
+//! - Last-N audio ([`last_n`]): rooms above [`EngineConfig::last_n_threshold`] participants
+//!   send each subscriber [`EngineConfig::last_n`] audio slots carrying the loudest current
+//!   speakers instead of every publisher's audio ([`Notice::AudioSlots`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -69,9 +75,11 @@ pub mod peer;
 
 mod engine;
 mod forward;
+pub mod last_n;
 mod notice;
 mod room;
 mod seed_rng;
+pub mod speaking;
 
 #[doc(hidden)]
 pub use forward::fuzz_forward;

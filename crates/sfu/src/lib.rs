@@ -159,6 +159,8 @@ impl Server {
             .map(|ip| SocketAddr::new(ip, local.tcp.port()))
             .collect();
         engine_config.max_room_size = config.max_room_size;
+        engine_config.last_n = config.last_n;
+        engine_config.last_n_threshold = config.last_n_threshold;
         engine_config.seed = rand::random();
         let advertised = engine_config
             .udp_addrs
