@@ -155,7 +155,7 @@ fn fifty_publishers_three_talkers_each_subscriber_hears_exactly_the_talkers() {
     // ---- phase 1: 0, 1, 2 talk.
     let mut talkers: BTreeSet<usize> = [0, 1, 2].into();
     let mut i = 0u64;
-    let mut talk = |w: &mut World, talkers: &BTreeSet<usize>, d: Duration, i: &mut u64| {
+    let talk = |w: &mut World, talkers: &BTreeSet<usize>, d: Duration, i: &mut u64| {
         let end = w.now + d;
         while w.now < end {
             let now = w.now;
