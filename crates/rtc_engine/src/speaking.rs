@@ -21,8 +21,8 @@
 //!   (default 100, i.e. 2 s of 20 ms frames) and calls the participant talking when the
 //!   average is louder than `audio_level_average` (default −25 dBov): robust but slow (~2 s).
 //! - **LiveKit** counts, per observation window, the share of packets louder than
-//!   `active_level` (default −35 dBov) and needs `min_percentile` (40 %) of them; levels are
-//!   smoothed over a few 400–500 ms update intervals. Also ~0.5–1 s to react.
+//!   `active_level` (default −35 dBov) and needs `min_percentile` (40 %) of them per 400 ms
+//!   `update_interval`, smoothed (EMA) over `smooth_intervals` = 2. Also ~0.5–1 s to react.
 //! - **libwebrtc** sets the V bit from its own VAD and computes the level as the RMS of the
 //!   10 ms frames of a packet; Chromium's fake microphone beeps 20 ms every 500 ms, which
 //!   Janus- or LiveKit-style averaging never calls speech.
@@ -40,8 +40,9 @@ use crate::room::ParticipantId;
 /// How often the engine re-evaluates voice activity, speaker lists and last-N slots (only
 /// while some room has an audio track).
 pub const TICK: Duration = Duration::from_millis(50);
-/// Time constant of a rising level: one 20 ms packet brings the smoothed level 86 % of the way.
-pub const ATTACK: Duration = Duration::from_millis(10);
+/// Time constant of a rising level: one 20 ms packet brings the smoothed level 98 % of the way
+/// (a single loud packet counts: Chromium's fake microphone beeps for just 20 ms).
+pub const ATTACK: Duration = Duration::from_millis(5);
 /// Time constant of a falling level (a speaker who stops fades out over ~0.5 s).
 pub const RELEASE: Duration = Duration::from_millis(250);
 /// Smoothed level at which a track starts speaking: 0.65 ≈ −44 dBov (normal speech into a

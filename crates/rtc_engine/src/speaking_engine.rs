@@ -329,6 +329,7 @@ impl Engine {
                 speakers.push((pid, level));
             }
             if p.speaking_notified.due(now, speaking) {
+                tracing::debug!(participant = %pid, speaking, level, "speaking edge");
                 p.speaking_notified.speaking = speaking;
                 p.speaking_notified.at = Some(now);
                 edges.push((pid, speaking));
