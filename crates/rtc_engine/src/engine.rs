@@ -30,6 +30,10 @@ use crate::stats::{EngineStats, RoomDetails};
 #[path = "room_data.rs"]
 pub(crate) mod room_data;
 
+// Speaking detection and last-N slots: the engine side of `speaking.rs` and `last_n.rs`.
+#[path = "speaking_engine.rs"]
+mod speaking_engine;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -54,6 +58,11 @@ pub struct EngineConfig {
     pub max_data_message: usize,
     /// Chat messages a room keeps for late joiners (default 100; 0 keeps none).
     pub chat_history: usize,
+    /// Audio slots per subscriber in last-N rooms (default 3; see [`crate::last_n`]).
+    pub last_n: usize,
+    /// Rooms with more participants than this switch to last-N audio (default 20; 0 = every
+    /// room).
+    pub last_n_threshold: usize,
 }
 
 impl EngineConfig {
@@ -68,6 +77,8 @@ impl EngineConfig {
             seed: 0,
             max_data_message: room_data::DEFAULT_MAX_DATA_MESSAGE,
             chat_history: 100,
+            last_n: 3,
+            last_n_threshold: 20,
         }
     }
 }
@@ -184,6 +195,10 @@ struct Track {
     subscribers: Vec<Subscription>,
     last_keyframe_request: Option<Instant>,
     keyframe_request_pending: bool,
+    /// Voice activity from the RFC 6464 audio level (audio tracks).
+    vad: crate::speaking::VoiceActivity,
+    /// Last-N slots carrying this track: (subscriber, slot index).
+    slot_listeners: Vec<(ParticipantId, u8)>,
 }
 
 impl Track {
@@ -226,6 +241,10 @@ struct Participant {
     send_ext: ExtensionMap,
     /// 5-tuples learned for this participant.
     tuples: Vec<(SocketAddr, SocketAddr, Transport)>,
+    /// Last-N audio slots (in last-N rooms).
+    slots: Vec<crate::last_n::Slot>,
+    /// The last `speaking` event about this participant.
+    speaking_notified: crate::speaking::SpeakingNotified,
 }
 
 impl Participant {
@@ -263,6 +282,10 @@ pub struct Engine {
     scratch: Vec<u8>,
     tx_cursor: ParticipantId,
     closed: bool,
+    /// Per room: last-N mode and the last active-speakers list.
+    speech: BTreeMap<String, crate::speaking::RoomSpeech>,
+    /// Next speaking/last-N tick (while some room has an audio track).
+    speech_tick: Option<Instant>,
 }
 
 impl fmt::Debug for Engine {
@@ -369,6 +392,8 @@ impl Engine {
             scratch: vec![0; SCRATCH_LEN],
             tx_cursor: ParticipantId(0),
             closed: false,
+            speech: BTreeMap::new(),
+            speech_tick: None,
         })
     }
 
@@ -396,7 +421,7 @@ impl Engine {
     /// Joins `name` to `room` (created on first join). The others in the room get
     /// [`Notice::ParticipantJoined`]. Errors: `bad_name`, `room_full`, `internal` after
     /// [`Engine::close`].
-    pub fn join(&mut self, _now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
+    pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
         if self.closed {
             return Err(SignalError::new(
                 ErrorCode::Internal,
@@ -434,6 +459,8 @@ impl Engine {
             recv_ext: ExtensionMap::new(),
             send_ext: ExtensionMap::new(),
             tuples: Vec::new(),
+            slots: Vec::new(),
+            speaking_notified: Default::default(),
         };
         let info = participant.info(id);
         self.participants.insert(id, participant);
@@ -447,6 +474,7 @@ impl Engine {
             .map(|r| r.chat_history.iter().cloned().collect())
             .unwrap_or_default();
         self.notify_others(room, id, &Notice::ParticipantJoined(info));
+        self.check_last_n(now, room);
         tracing::debug!(participant = %id, room, "joined");
         Ok(Joined {
             participant: id,
@@ -566,7 +594,12 @@ impl Engine {
                 subscribers: Vec::new(),
                 last_keyframe_request: None,
                 keyframe_request_pending: false,
+                vad: Default::default(),
+                slot_listeners: Vec::new(),
             };
+            if track.kind == MediaKind::Audio {
+                self.speech_tick.get_or_insert(now);
+            }
             let info = track.info();
             if let Some(p) = self.participants.get_mut(&pid) {
                 p.tracks.push(track);
@@ -607,6 +640,7 @@ impl Engine {
             for (q, t) in existing {
                 self.subscribe(pid, q, t);
             }
+            self.add_slots(pid);
         }
         // The publisher's codecs may have changed: refresh its subscriptions.
         let subs: Vec<ParticipantId> = self
@@ -776,6 +810,9 @@ impl Engine {
         else {
             return false;
         };
+        if kind == MediaKind::Audio && self.in_last_n(subscriber) {
+            return false; // heard through the subscriber's slots
+        }
         let ssrc = self.rng.ssrc();
         let seed = self.rng.next_u64();
         let Some(q) = self.participants.get_mut(&subscriber) else {
@@ -898,6 +935,7 @@ impl Engine {
         for (publisher, ti) in want_keyframe {
             self.request_keyframe(now, publisher, ti);
         }
+        self.refresh_slots(subscriber);
     }
 
     /// Sends the subscriber's pending changes as a server offer when possible.
@@ -925,7 +963,14 @@ impl Engine {
                         mid: r.mid.clone(),
                         participant: r.publisher,
                         track: r.track,
+                        slot: None,
                     })
+                    .chain(p.slots.iter().enumerate().map(|(i, s)| OfferedTrack {
+                        mid: s.mid.clone(),
+                        participant: ParticipantId(0),
+                        track: TrackId(0),
+                        slot: Some(i as u8),
+                    }))
                     .collect();
                 let negotiation = p.negotiation;
                 self.counters.offers += 1;
@@ -1017,6 +1062,7 @@ impl Engine {
             r.remove(pid);
             if r.is_empty() {
                 self.rooms.remove(&p.room);
+                self.speech.remove(&p.room);
             }
         }
         for t in &p.tuples {
@@ -1140,6 +1186,7 @@ impl Engine {
         let Some(ti) = p.tracks.iter().position(|t| t.mid == mid) else {
             return;
         };
+        speaking_engine::observe_level(now, &p.recv_ext, &mut p.tracks[ti], packet);
         // Moved out (no allocation) so that the subscribers' peers can be borrowed.
         let mut subs = std::mem::take(&mut p.tracks[ti].subscribers);
         let mut need_keyframe = false;
@@ -1184,6 +1231,7 @@ impl Engine {
         if need_keyframe {
             self.request_keyframe(now, publisher, ti);
         }
+        self.forward_to_slots(now, publisher, ti, packet);
     }
 
     // ------------------------------------------------------------------ media
@@ -1305,6 +1353,9 @@ impl Engine {
             .iter()
             .map(|(id, p)| (*id, p.peer.as_ref()));
         self.stats.handle_timeout(now, participants);
+        if self.speech_tick.is_some_and(|t| t <= now) {
+            self.speech_tick(now);
+        }
     }
 
     /// When to call [`Engine::handle_timeout`] next, and why: the earliest of all peers'
@@ -1337,6 +1388,10 @@ impl Engine {
         }
         let sample = self.stats.poll_timeout(!self.participants.is_empty());
         consider(sample.map(|t| (t, TimeoutReason::RoomHousekeeping)));
+        consider(
+            self.speech_tick
+                .map(|t| (t, TimeoutReason::RoomHousekeeping)),
+        );
         best
     }
 
@@ -1363,6 +1418,8 @@ impl Engine {
             }
         }
         self.rooms.clear();
+        self.speech.clear();
+        self.speech_tick = None;
         self.tuples.clear();
         self.router = UfragRouter::new();
     }

@@ -22,6 +22,12 @@
 //!   server's `from` ([`parse_envelope`], [`delivery_json`]; errors go back to the sender).
 //! - Chat: [`Engine::chat`] takes the shell's wall-clock time; each room keeps its last
 //!   [`EngineConfig::chat_history`] messages for late joiners ([`Joined::chat_history`]).
+//! - Speaking detection ([`speaking`]): the RFC 6464 audio level of every published audio
+//!   track gives a smoothed level and voice activity; the room hears about it through
+//!   [`Notice::Speaking`] and [`Notice::ActiveSpeakers`].
+//! - Last-N audio ([`last_n`]): rooms above [`EngineConfig::last_n_threshold`] participants
+//!   send each subscriber [`EngineConfig::last_n`] audio slots carrying the loudest current
+//!   speakers instead of every publisher's audio ([`Notice::AudioSlots`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -74,10 +80,12 @@ pub mod peer;
 
 mod engine;
 mod forward;
+pub mod last_n;
 mod notice;
 mod room;
 mod seed_rng;
 mod stats;
+pub mod speaking;
 
 #[doc(hidden)]
 pub use forward::fuzz_forward;

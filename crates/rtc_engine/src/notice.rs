@@ -121,7 +121,7 @@ impl std::error::Error for SignalError {}
 /// participant; `TrackPublished` comes before the `Offer` that carries the track;
 /// `TrackUnpublished` of all of a leaving participant's tracks come before its
 /// `ParticipantLeft`; an `Offer` is never sent while a previous one is unanswered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
     /// Someone joined the recipient's room (`participant_joined`).
     ParticipantJoined(ParticipantInfo),
@@ -170,6 +170,21 @@ pub enum Notice {
         /// epoch).
         timestamp_ms: u64,
     },
+    /// A participant started or stopped speaking (`speaking`): voice-activity edges after the
+    /// hangover, at most one per participant per 100 ms (see [`crate::speaking`]).
+    Speaking {
+        /// Who.
+        participant: ParticipantId,
+        /// Speaking now.
+        speaking: bool,
+    },
+    /// The room's speaking participants with their level (0.0 = −127 dBov … 1.0 = 0 dBov),
+    /// loudest first (`active_speakers`); sent when the list or its order changed, at most
+    /// every 200 ms per room.
+    ActiveSpeakers(Vec<(ParticipantId, f32)>),
+    /// Last-N rooms: which participant each of the recipient's audio slots carries now
+    /// (`audio_slots`); sent whenever the mapping changes.
+    AudioSlots(Vec<(u8, Option<ParticipantId>)>),
     /// The engine removed this participant (media path lost, or shutdown): the shell sends
     /// `bye` and closes the socket.
     Removed {

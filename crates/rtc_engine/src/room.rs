@@ -201,6 +201,9 @@ pub struct OfferedTrack {
     pub participant: ParticipantId,
     /// The track.
     pub track: TrackId,
+    /// `Some(n)`: the m-line is last-N audio slot `n` (see [`crate::last_n`]); `participant`
+    /// and `track` are then placeholders (0) and the shell writes them as null.
+    pub slot: Option<u8>,
 }
 
 /// A track a participant publishes, with the mid that carries it in that participant's own

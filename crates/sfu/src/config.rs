@@ -15,6 +15,10 @@ pub const DEFAULT_UDP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHO
 pub const DEFAULT_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
 /// Default room size limit.
 pub const DEFAULT_MAX_ROOM_SIZE: usize = 50;
+/// Default number of last-N audio slots per subscriber.
+pub const DEFAULT_LAST_N: usize = 3;
+/// Default room size above which rooms use last-N audio.
+pub const DEFAULT_LAST_N_THRESHOLD: usize = 20;
 /// Default log filter.
 pub const DEFAULT_LOG: &str = "info";
 /// Default number of chat messages a room keeps for late joiners.
@@ -41,6 +45,10 @@ pub struct Config {
     pub max_room_size: usize,
     /// Chat messages a room keeps and sends to late joiners (`joined.chat_history`; 0: none).
     pub chat_history: usize,
+    /// Audio slots per subscriber in last-N rooms.
+    pub last_n: usize,
+    /// Rooms with more participants than this use last-N audio (0: every room).
+    pub last_n_threshold: usize,
 }
 
 impl Default for Config {
@@ -53,6 +61,8 @@ impl Default for Config {
             log: DEFAULT_LOG.to_string(),
             max_room_size: DEFAULT_MAX_ROOM_SIZE,
             chat_history: DEFAULT_CHAT_HISTORY,
+            last_n: DEFAULT_LAST_N,
+            last_n_threshold: DEFAULT_LAST_N_THRESHOLD,
         }
     }
 }
@@ -105,7 +115,8 @@ impl std::error::Error for ConfigError {}
     version
 )]
 struct Cli {
-    /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size, chat_history.
+    /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size, chat_history,
+    /// last_n, last_n_threshold.
     #[arg(long, env = "TYMPAN_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     /// HTTP address (web room, /ws, /healthz). [default: 127.0.0.1:8080]
@@ -135,6 +146,12 @@ struct Cli {
     /// Chat messages a room keeps for late joiners (0: none). [default: 100]
     #[arg(long, env = "TYMPAN_CHAT_HISTORY", value_name = "N")]
     chat_history: Option<usize>,
+    /// Audio slots per subscriber in last-N rooms (the N loudest speakers). [default: 3]
+    #[arg(long = "last-n", env = "TYMPAN_LAST_N", value_name = "N")]
+    last_n: Option<usize>,
+    /// Rooms with more participants than this use last-N audio; 0 = every room. [default: 20]
+    #[arg(long, env = "TYMPAN_LAST_N_THRESHOLD", value_name = "N")]
+    last_n_threshold: Option<usize>,
 }
 
 /// The TOML file's keys (all optional; unknown keys are an error, to catch typos).
@@ -148,6 +165,8 @@ struct FileConfig {
     log: Option<String>,
     max_room_size: Option<usize>,
     chat_history: Option<usize>,
+    last_n: Option<usize>,
+    last_n_threshold: Option<usize>,
 }
 
 impl Config {
@@ -216,7 +235,15 @@ impl Config {
                 .chat_history
                 .or(file.chat_history)
                 .unwrap_or(d.chat_history),
+            last_n: cli.last_n.or(file.last_n).unwrap_or(d.last_n),
+            last_n_threshold: cli
+                .last_n_threshold
+                .or(file.last_n_threshold)
+                .unwrap_or(d.last_n_threshold),
         };
+        if config.last_n > 255 {
+            return Err(ConfigError::Invalid("last_n must be at most 255".into()));
+        }
         if config.max_room_size == 0 {
             return Err(ConfigError::Invalid(
                 "max_room_size must be at least 1".into(),
@@ -320,6 +347,18 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.chat_history, 0, "flag beats file; 0 is allowed");
+        assert_eq!(
+            (c.last_n, c.last_n_threshold),
+            (DEFAULT_LAST_N, DEFAULT_LAST_N_THRESHOLD)
+        );
+        std::fs::write(&path, "last_n = 5\nlast_n_threshold = 0\n").unwrap();
+        let c = Config::try_from_args(args(&["--config", path.to_str().unwrap(), "--last-n", "2"]))
+            .unwrap();
+        assert_eq!((c.last_n, c.last_n_threshold), (2, 0), "flag beats file");
+        assert!(matches!(
+            Config::try_from_args(args(&["--last-n", "256"])),
+            Err(ConfigError::Invalid(_))
+        ));
         std::fs::write(&path, "htp = \"0.0.0.0:9000\"\n").unwrap();
         let err = Config::try_from_args(args(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(matches!(err, ConfigError::Toml { .. }), "{err}");

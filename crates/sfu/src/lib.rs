@@ -163,6 +163,8 @@ impl Server {
             .collect();
         engine_config.max_room_size = config.max_room_size;
         engine_config.chat_history = config.chat_history;
+        engine_config.last_n = config.last_n;
+        engine_config.last_n_threshold = config.last_n_threshold;
         engine_config.seed = rand::random();
         let advertised = engine_config
             .udp_addrs

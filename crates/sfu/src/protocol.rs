@@ -247,10 +247,49 @@ pub struct PublishedTrackJson {
 pub struct OfferedTrackJson {
     /// The server's m-line.
     pub mid: String,
-    /// Whose track it carries.
+    /// Last-N audio slot number (absent for ordinary tracks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
+    /// Whose track it carries (null for a slot: see `audio_slots`).
+    pub participant_id: Option<String>,
+    /// Which track (null for a slot).
+    pub track_id: Option<String>,
+}
+
+/// A level on the protocol's 0.0 … 1.0 scale, kept in thousandths so that messages stay
+/// `Eq`; serialized as a JSON number (e.g. `0.62`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level(pub u16);
+
+impl Level {
+    /// From a 0.0 … 1.0 level (clamped, rounded to 0.001).
+    pub fn from_f32(level: f32) -> Self {
+        Level((level.clamp(0.0, 1.0) * 1000.0).round() as u16)
+    }
+}
+
+impl Serialize for Level {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(f64::from(self.0) / 1000.0)
+    }
+}
+
+/// One entry of `active_speakers`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SpeakerJson {
+    /// Who.
     pub participant_id: String,
-    /// Which track.
-    pub track_id: String,
+    /// Smoothed level, 0.0 (−127 dBov) … 1.0 (0 dBov).
+    pub level: Level,
+}
+
+/// One entry of `audio_slots`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AudioSlotJson {
+    /// Slot number (as in the offer's `tracks`).
+    pub slot: u8,
+    /// Whose audio it carries now (null: nobody).
+    pub participant_id: Option<String>,
 }
 
 /// One entry of `joined.chat_history`: a chat message sent before you joined.
@@ -368,6 +407,23 @@ pub enum ServerMessage {
         text: String,
         /// Server wall-clock, ms since the Unix epoch.
         ts: u64,
+    },
+    /// A participant started or stopped speaking.
+    Speaking {
+        /// Who.
+        participant_id: String,
+        /// Speaking now.
+        speaking: bool,
+    },
+    /// The room's speaking participants, loudest first.
+    ActiveSpeakers {
+        /// Speakers with their level.
+        speakers: Vec<SpeakerJson>,
+    },
+    /// Last-N rooms: which participant each of your audio slots carries.
+    AudioSlots {
+        /// Every slot.
+        slots: Vec<AudioSlotJson>,
     },
     /// The server is about to close the socket.
     Bye {
@@ -561,6 +617,80 @@ mod tests {
             serde_json::json!({"type":"joined","id":1,"participant_id":"p2","room":"demo",
                 "participants":[{"id":"p1","name":"Ben","tracks":[{"id":"t1","kind":"audio","source":"microphone","muted":false}]}],
                 "chat_history":[{"from":"p1","name":"Ben","text":"hi","ts":1_764_000_000_000u64}]})
+        );
+        let v: Value = serde_json::from_str(
+            &ServerMessage::ActiveSpeakers {
+                speakers: vec![SpeakerJson {
+                    participant_id: "p3".into(),
+                    level: Level::from_f32(0.62),
+                }],
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"active_speakers","speakers":[{"participant_id":"p3","level":0.62}]})
+        );
+        let v: Value = serde_json::from_str(
+            &ServerMessage::AudioSlots {
+                slots: vec![
+                    AudioSlotJson {
+                        slot: 0,
+                        participant_id: Some("p3".into()),
+                    },
+                    AudioSlotJson {
+                        slot: 1,
+                        participant_id: None,
+                    },
+                ],
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"audio_slots","slots":[{"slot":0,"participant_id":"p3"},{"slot":1,"participant_id":null}]})
+        );
+        let v: Value = serde_json::from_str(
+            &ServerMessage::Speaking {
+                participant_id: "p3".into(),
+                speaking: true,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"speaking","participant_id":"p3","speaking":true})
+        );
+        let v: Value = serde_json::from_str(
+            &ServerMessage::Offer {
+                negotiation: 2,
+                sdp: "v=0".into(),
+                tracks: vec![
+                    OfferedTrackJson {
+                        mid: "3".into(),
+                        slot: None,
+                        participant_id: Some("p1".into()),
+                        track_id: Some("t1".into()),
+                    },
+                    OfferedTrackJson {
+                        mid: "7".into(),
+                        slot: Some(0),
+                        participant_id: None,
+                        track_id: None,
+                    },
+                ],
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"offer","negotiation":2,"sdp":"v=0","tracks":[
+                {"mid":"3","participant_id":"p1","track_id":"t1"},
+                {"mid":"7","slot":0,"participant_id":null,"track_id":null}]})
         );
         let v: Value = serde_json::from_str(&ServerMessage::Ok { id: None }.to_json()).unwrap();
         assert_eq!(v, serde_json::json!({"type":"ok"}));

@@ -16,6 +16,7 @@ use tympan_rtc_engine::{
 use tympan_sdp::MediaKind;
 
 use crate::actor::{ActorGone, EngineHandle};
+use crate::protocol::{AudioSlotJson, Level, SpeakerJson};
 use crate::protocol::{
     ChatEntryJson, ClientMessage, Kind, MAX_FRAME_BYTES, OfferedTrackJson, PROTOCOL_VERSION,
     ParticipantJson, ProtocolError, PublishedTrackJson, Request, ServerMessage, Source,
@@ -481,8 +482,34 @@ fn notice_to_message(notice: Notice) -> ServerMessage {
                 .into_iter()
                 .map(|t| OfferedTrackJson {
                     mid: t.mid,
-                    participant_id: t.participant.to_string(),
-                    track_id: t.track.to_string(),
+                    slot: t.slot,
+                    participant_id: t.slot.is_none().then(|| t.participant.to_string()),
+                    track_id: t.slot.is_none().then(|| t.track.to_string()),
+                })
+                .collect(),
+        },
+        Notice::Speaking {
+            participant,
+            speaking,
+        } => ServerMessage::Speaking {
+            participant_id: participant.to_string(),
+            speaking,
+        },
+        Notice::ActiveSpeakers(list) => ServerMessage::ActiveSpeakers {
+            speakers: list
+                .into_iter()
+                .map(|(p, level)| SpeakerJson {
+                    participant_id: p.to_string(),
+                    level: Level::from_f32(level),
+                })
+                .collect(),
+        },
+        Notice::AudioSlots(slots) => ServerMessage::AudioSlots {
+            slots: slots
+                .into_iter()
+                .map(|(slot, p)| AudioSlotJson {
+                    slot,
+                    participant_id: p.map(|p| p.to_string()),
                 })
                 .collect(),
         },

@@ -8,12 +8,18 @@
 //   - the server offers the other participants' tracks; we answer. If our offer crosses one of
 //     the server's (`glare`), we roll back, answer the server, and offer again;
 //   - remote tracks are mapped to participants by the `tracks` list of each server offer
-//     (mid -> participant/track), falling back to the stream id (a=msid) of the track.
+//     (mid -> participant/track), falling back to the stream id (a=msid) of the track;
+//   - in last-N rooms the server offers audio *slots* (`slot` in the offer's tracks) instead of
+//     one audio track per participant: each slot plays in its own <audio> element and makes no
+//     participant card; `audio_slots` says whom a slot carries;
+//   - the speaking indicators of the others follow the server's `speaking` events (RFC 6464
+//     levels measured by the server); our own card follows the local microphone level.
 //
 // Test hook (used by tests/browser/e2e.py; tiny on purpose):
 //   window.tympanTest.state()  -> {status, room, self: {id, name, mic, camOn}, participants:
 //                                  [{id, name, micMuted, camOn, speaking, spoke, shownVideo}],
-//                                  chat: [{from, name, text}], notices: [text]}
+//                                  chat: [{from, name, text}], notices: [text],
+//                                  slots: {slot: participant id | null}, activeSpeakers: [id]}
 //                                 (spoke: how often the speaking indicator lit up)
 //   window.tympanTest.stats()  -> Promise of [{mid, kind, participant, track, packetsReceived,
 //                                  framesDecoded, audioLevel}] from pc.getStats() inbound-rtp
@@ -274,7 +280,10 @@
       this.nextId = 1;
       this.pending = new Map(); // request id -> {resolve, msg}
       this.participants = new Map(); // id -> {id, name, tracks: Map, card, audio, videoStream}
-      this.trackByMid = new Map(); // mid -> {participant, track}
+      this.trackByMid = new Map(); // mid -> {participant, track} or {participant: null, slot}
+      this.slotAudio = new Map(); // last-N slot number -> <audio> element
+      this.slotMap = new Map(); // last-N slot number -> participant id or null (audio_slots)
+      this.activeSpeakers = []; // participant ids, loudest first (active_speakers)
       this.ownTrackIds = new Map(); // our mid -> server track id (when the server tells us)
       this.micTrack = null;
       this.micState = 'pending'; // 'on' | 'muted' | 'denied' | 'pending'
@@ -419,6 +428,17 @@
           break;
         case 'chat':
           this.onChat(msg);
+          break;
+        case 'speaking': {
+          const p = this.participants.get(msg.participant_id);
+          if (p) p.card.setSpeaking(!!msg.speaking);
+          break;
+        }
+        case 'active_speakers':
+          this.activeSpeakers = (msg.speakers || []).map((s) => s.participant_id);
+          break;
+        case 'audio_slots':
+          for (const s of msg.slots || []) this.slotMap.set(s.slot, s.participant_id || null);
           break;
         case 'bye':
           this.onBye(msg);
@@ -674,7 +694,11 @@
     onServerOffer(msg) {
       const pc = this.pc;
       for (const t of msg.tracks || []) {
-        this.trackByMid.set(String(t.mid), { participant: t.participant_id, track: t.track_id });
+        if (t.slot !== undefined && t.slot !== null) {
+          this.trackByMid.set(String(t.mid), { participant: null, track: null, slot: t.slot });
+        } else {
+          this.trackByMid.set(String(t.mid), { participant: t.participant_id, track: t.track_id });
+        }
       }
       this.queue(async () => {
         if (this.pc !== pc || !pc) return;
@@ -711,6 +735,7 @@
       if (!pc) return;
       const audioByP = new Map();
       const videoByP = new Map();
+      const audioBySlot = new Map();
       for (const tx of pc.getTransceivers()) {
         if (tx === this.audioTx || tx === this.videoTx || tx.mid === null) continue;
         const dir = tx.currentDirection;
@@ -718,8 +743,30 @@
         const entry = this.trackByMid.get(String(tx.mid));
         if (!entry) continue;
         const track = tx.receiver.track;
+        if (entry.slot !== undefined && entry.slot !== null) {
+          if (track.kind === 'audio') audioBySlot.set(entry.slot, track);
+          continue;
+        }
         const map = track.kind === 'audio' ? audioByP : videoByP;
         if (!map.has(entry.participant)) map.set(entry.participant, track);
+      }
+      for (const [slot, track] of audioBySlot) {
+        let el = this.slotAudio.get(slot);
+        if (!el) {
+          el = document.createElement('audio');
+          el.autoplay = true;
+          el.dataset.slot = String(slot);
+          $('audio-sink').append(el);
+          this.slotAudio.set(slot, el);
+        }
+        const current = el.srcObject && el.srcObject.getAudioTracks()[0];
+        if (current !== track) {
+          el.srcObject = new MediaStream([track]);
+          el.play().catch((err) => log('slot audio play blocked', String(err)));
+        }
+      }
+      for (const [slot, el] of this.slotAudio) {
+        if (!audioBySlot.has(slot)) { el.srcObject = null; el.remove(); this.slotAudio.delete(slot); }
       }
       for (const p of this.participants.values()) {
         const audioTrack = audioByP.get(p.id);
@@ -751,20 +798,11 @@
       if (!pc) return;
       let report;
       try { report = await pc.getStats(); } catch (e) { return; }
-      const levels = new Map();
+      // Only our own level: the others' speaking indicators follow the server's `speaking`.
       let ownLevel = 0;
       report.forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio' && typeof s.audioLevel === 'number') {
-          const entry = this.trackByMid.get(String(s.mid));
-          if (entry) levels.set(entry.participant, Math.max(levels.get(entry.participant) || 0, s.audioLevel));
-        }
         if (s.type === 'media-source' && s.kind === 'audio' && typeof s.audioLevel === 'number') ownLevel = s.audioLevel;
       });
-      for (const p of this.participants.values()) {
-        const mic = [...p.tracks.values()].find((t) => t.kind === 'audio');
-        p.level = levels.get(p.id) || 0;
-        p.card.setSpeaking(!!mic && !mic.muted && p.level > SPEAKING_LEVEL);
-      }
       this.card.setSpeaking(this.micState === 'on' && ownLevel > SPEAKING_LEVEL);
     }
 
@@ -934,6 +972,10 @@
       this.chain = Promise.resolve();
       this.ownTrackIds.clear();
       this.trackByMid.clear();
+      for (const el of this.slotAudio.values()) { el.srcObject = null; el.remove(); }
+      this.slotAudio.clear();
+      this.slotMap.clear();
+      this.activeSpeakers = [];
       if (this.statsTimer) clearInterval(this.statsTimer);
       this.statsTimer = null;
       for (const id of [...this.participants.keys()]) this.removeParticipant(id);
@@ -979,6 +1021,8 @@
             shownVideo: p.card.el.classList.contains('has-video'),
           };
         }),
+        slots: Object.fromEntries(this.slotMap),
+        activeSpeakers: this.activeSpeakers,
       };
     }
 
