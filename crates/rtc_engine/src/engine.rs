@@ -25,6 +25,8 @@ use crate::room::{
 };
 use crate::seed_rng::SeedRng;
 
+mod whip_sessions;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -117,6 +119,8 @@ pub struct RoomSummary {
     pub participants: usize,
     /// Published tracks in it.
     pub tracks: usize,
+    /// WHEP viewers watching it (not in `participants`).
+    pub viewers: usize,
 }
 
 /// One subscriber of a published track.
@@ -220,6 +224,8 @@ pub struct Engine {
     scratch: Vec<u8>,
     tx_cursor: ParticipantId,
     closed: bool,
+    /// WHIP publishers and WHEP viewers (participants without a WebSocket).
+    sessions: crate::whip::Sessions,
 }
 
 impl fmt::Debug for Engine {
@@ -325,6 +331,7 @@ impl Engine {
             scratch: vec![0; SCRATCH_LEN],
             tx_cursor: ParticipantId(0),
             closed: false,
+            sessions: Default::default(),
         })
     }
 
@@ -333,6 +340,9 @@ impl Engine {
     }
 
     fn notify_others(&mut self, room: &str, except: ParticipantId, notice: &Notice) {
+        if self.sessions.is_viewer(except) {
+            return; // WHEP viewers are invisible
+        }
         if let Some(r) = self.rooms.get(room) {
             for q in r.others(except) {
                 self.notices.push_back((q, notice.clone()));
@@ -694,7 +704,13 @@ impl Engine {
 
     /// The next notice for some participant, in the order they must be delivered.
     pub fn poll_notice(&mut self) -> Option<(ParticipantId, Notice)> {
-        self.notices.pop_front()
+        // WHIP/WHEP sessions have no WebSocket: their notices are dropped here.
+        while let Some((to, notice)) = self.notices.pop_front() {
+            if !self.sessions.is_headless(to) {
+                return Some((to, notice));
+            }
+        }
+        None
     }
 
     // ------------------------------------------------------------------ internals
@@ -707,6 +723,9 @@ impl Engine {
         publisher: ParticipantId,
         track: TrackId,
     ) -> bool {
+        if self.sessions.is_headless(subscriber) {
+            return false; // WHIP publishers receive nothing; WHEP viewers are wired once
+        }
         let Some(kind) = self
             .participants
             .get(&publisher)
@@ -844,8 +863,8 @@ impl Engine {
         let Some(p) = self.participants.get_mut(&participant) else {
             return;
         };
-        if p.outstanding.is_some() || !p.answered {
-            return;
+        if p.outstanding.is_some() || !p.answered || self.sessions.is_headless(participant) {
+            return; // (WHIP/WHEP have no renegotiation)
         }
         let Some(peer) = p.peer.as_mut() else {
             return;
@@ -974,6 +993,7 @@ impl Engine {
         for q in affected {
             self.maybe_offer(now, q);
         }
+        self.sessions.forget(pid);
     }
 
     /// Handles everything the participant's peer reported.
@@ -1272,6 +1292,7 @@ impl Engine {
             }
         }
         self.rooms.clear();
+        self.sessions.clear();
         self.tuples.clear();
         self.router = UfragRouter::new();
     }
@@ -1287,6 +1308,7 @@ impl Engine {
                 .filter_map(|p| self.participants.get(p))
                 .map(|p| p.tracks.len())
                 .sum(),
+            viewers: self.viewers_of(name),
         })
     }
 

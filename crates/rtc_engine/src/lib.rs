@@ -66,6 +66,7 @@
 //! ```
 
 pub mod peer;
+pub mod whip;
 
 mod engine;
 mod forward;

@@ -36,6 +36,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
 const HARD_FRAME_LIMIT: usize = 16 * MAX_FRAME_BYTES;
 
 pub(crate) fn router(ctx: SocketContext) -> Router {
+    let whip = crate::whip::router(ctx.engine.clone());
     Router::new()
         .route("/", get(index))
         .route("/room/{name}", get(index))
@@ -44,6 +45,7 @@ pub(crate) fn router(ctx: SocketContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/rooms", get(rooms))
         .with_state(ctx)
+        .merge(whip)
 }
 
 fn file(name: &str) -> Response {
@@ -121,6 +123,7 @@ async fn rooms(State(ctx): State<SocketContext>) -> Response {
                         "name": r.name,
                         "participants": r.participants,
                         "tracks": r.tracks,
+                        "viewers": r.viewers,
                     })
                 })
                 .collect::<Vec<_>>()

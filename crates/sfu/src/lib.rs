@@ -28,6 +28,7 @@ pub mod protocol;
 mod actor;
 mod http;
 mod media;
+mod whip;
 mod ws;
 
 use std::future::{Future, IntoFuture};
