@@ -17,6 +17,9 @@
 //!   new video subscriptions start at a keyframe; keyframe requests reach the publisher at
 //!   most every 500 ms per track.
 //! - A participant whose ICE consent expires is removed and the others are told.
+//! - WHIP publishers and WHEP viewers (no WebSocket, one offer/answer over HTTP):
+//!   [`Engine::whip_publish`], [`Engine::whep_subscribe`], [`Engine::end_session`]; the SDP
+//!   side (offer summary, m-line filling, trickle fragments) is in [`whip`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};

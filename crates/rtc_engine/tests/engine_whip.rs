@@ -92,8 +92,11 @@ fn whep(
 }
 
 /// Sends 20 audio frames and 12 video frames (keyframes at 0 and 6) from `publishers`.
-fn send_media(w: &mut World, publishers: &[usize]) -> HashMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)> {
-    let mut sent: HashMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)> = HashMap::new();
+/// Per publisher index: (audio frames, video frames) sent.
+type Sent = HashMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)>;
+
+fn send_media(w: &mut World, publishers: &[usize]) -> Sent {
+    let mut sent = Sent::new();
     for i in 0..24u64 {
         for &p in publishers {
             let now = w.now;
@@ -124,7 +127,10 @@ fn whip_publishers_are_forwarded_and_whep_viewers_watch_invisibly() {
     let ana = w.join("live", "Ana", true);
     let obs = whip(&mut w, "live", "OBS");
     let obs_id = w.clients[obs].id;
-    assert_eq!(w.engine.whip_session(obs_id), Some(SessionKind::WhipPublisher));
+    assert_eq!(
+        w.engine.whip_session(obs_id),
+        Some(SessionKind::WhipPublisher)
+    );
     assert_eq!(w.engine.whip_session(w.clients[ana].id), None);
 
     // The WHIP publisher is announced with a microphone and a camera.
@@ -132,9 +138,11 @@ fn whip_publishers_are_forwarded_and_whep_viewers_watch_invisibly() {
     assert_eq!(info.name, "OBS");
     let sources: Vec<TrackSource> = info.tracks.iter().map(|t| t.source).collect();
     assert_eq!(sources, [TrackSource::Microphone, TrackSource::Camera]);
-    assert!(w.run_until(Duration::from_secs(10), |w| w.clients[ana].connected()
-        && w.clients[obs].connected()
-        && w.clients[ana].offered.len() == 2));
+    assert!(
+        w.run_until(Duration::from_secs(10), |w| w.clients[ana].connected()
+            && w.clients[obs].connected()
+            && w.clients[ana].offered.len() == 2)
+    );
 
     // Viewer 1 watches OBS only (audio, video, and one video m-line too many); viewer 2
     // watches the room: two audio m-lines and one video, filled in publication order.
@@ -150,8 +158,10 @@ fn whip_publishers_are_forwarded_and_whep_viewers_watch_invisibly() {
         None,
         &[MediaKind::Audio, MediaKind::Audio, MediaKind::Video],
     );
-    assert!(w.run_until(Duration::from_secs(10), |w| w.clients[v1].connected()
-        && w.clients[v2].connected()));
+    assert!(
+        w.run_until(Duration::from_secs(10), |w| w.clients[v1].connected()
+            && w.clients[v2].connected())
+    );
 
     let summary = w.engine.rooms().next().unwrap();
     assert_eq!((summary.participants, summary.viewers), (2, 2));
@@ -164,18 +174,45 @@ fn whip_publishers_are_forwarded_and_whep_viewers_watch_invisibly() {
     let (ana_audio, ana_video) = &sent[&ana];
     let (obs_audio, obs_video) = &sent[&obs];
     let v1c = &w.clients[v1];
-    assert!(tail_matches(&v1c.frames_on(&v1_mids[0]), obs_audio), "v1 audio = OBS");
-    assert!(tail_matches(&v1c.frames_on(&v1_mids[1]), obs_video), "v1 video = OBS");
-    assert!(v1c.frames_on(&v1_mids[2]).is_empty(), "surplus m-line stays silent");
+    assert!(
+        tail_matches(&v1c.frames_on(&v1_mids[0]), obs_audio),
+        "v1 audio = OBS"
+    );
+    assert!(
+        tail_matches(&v1c.frames_on(&v1_mids[1]), obs_video),
+        "v1 video = OBS"
+    );
+    assert!(
+        v1c.frames_on(&v1_mids[2]).is_empty(),
+        "surplus m-line stays silent"
+    );
     let v2c = &w.clients[v2];
-    assert!(tail_matches(&v2c.frames_on(&v2_mids[0]), ana_audio), "v2 audio 0 = Ana");
-    assert!(tail_matches(&v2c.frames_on(&v2_mids[1]), obs_audio), "v2 audio 1 = OBS");
-    assert!(tail_matches(&v2c.frames_on(&v2_mids[2]), ana_video), "v2 video = Ana");
-    assert!(v1c.frames_on(&v1_mids[1]).len() >= 6, "video from a keyframe on");
+    assert!(
+        tail_matches(&v2c.frames_on(&v2_mids[0]), ana_audio),
+        "v2 audio 0 = Ana"
+    );
+    assert!(
+        tail_matches(&v2c.frames_on(&v2_mids[1]), obs_audio),
+        "v2 audio 1 = OBS"
+    );
+    assert!(
+        tail_matches(&v2c.frames_on(&v2_mids[2]), ana_video),
+        "v2 video = Ana"
+    );
+    assert!(
+        v1c.frames_on(&v1_mids[1]).len() >= 6,
+        "video from a keyframe on"
+    );
     // Ana receives the WHIP publisher's media like any participant's.
     let obs_tracks: Vec<_> = info.tracks.iter().map(|t| t.id).collect();
-    assert!(tail_matches(&w.clients[ana].frames_from(obs_tracks[0]), obs_audio));
-    assert!(tail_matches(&w.clients[ana].frames_from(obs_tracks[1]), obs_video));
+    assert!(tail_matches(
+        &w.clients[ana].frames_from(obs_tracks[0]),
+        obs_audio
+    ));
+    assert!(tail_matches(
+        &w.clients[ana].frames_from(obs_tracks[1]),
+        obs_video
+    ));
 
     // Headless sessions get no notices and no server offers; the room never hears of viewers.
     for c in [obs, v1, v2] {
@@ -222,48 +259,75 @@ fn whip_and_whep_errors_leave_nothing_behind() {
     w.exchange();
     let before = w.clients[ana].notices.len();
     // Bad SDP, an offer that publishes nothing, bad names.
-    let e = w.engine.whip_publish(w.now, "err", "X", "v=0 nope").unwrap_err();
+    let e = w
+        .engine
+        .whip_publish(w.now, "err", "X", "v=0 nope")
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadSdp);
     let mut c = new_client(&w, "recv");
     let mut api = c.rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (recv_only, _) = api.apply().unwrap();
     let recv_only = recv_only.to_sdp_string();
-    let e = w.engine.whip_publish(w.now, "err", "X", &recv_only).unwrap_err();
+    let e = w
+        .engine
+        .whip_publish(w.now, "err", "X", &recv_only)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::NegotiationFailed);
     let mut c = new_client(&w, "send");
     let mut api = c.rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let (send_only, _) = api.apply().unwrap();
     let send_only = send_only.to_sdp_string();
-    let e = w.engine.whip_publish(w.now, "bad room", "X", &send_only).unwrap_err();
+    let e = w
+        .engine
+        .whip_publish(w.now, "bad room", "X", &send_only)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadName);
-    let e = w.engine.whip_publish(w.now, "err", " ", &send_only).unwrap_err();
+    let e = w
+        .engine
+        .whip_publish(w.now, "err", " ", &send_only)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadName);
     // An offer the engine cannot negotiate (no common codec) is undone without a trace.
     let pcmu = send_only
         .replace("opus/48000/2", "PCMU/8000")
         .replace("a=fmtp:111", "a=fmtp:0");
-    let pcmu = pcmu.replacen("UDP/TLS/RTP/SAVPF 111", "UDP/TLS/RTP/SAVPF 0", 1).replace("rtpmap:111", "rtpmap:0");
+    let pcmu = pcmu
+        .replacen("UDP/TLS/RTP/SAVPF 111", "UDP/TLS/RTP/SAVPF 0", 1)
+        .replace("rtpmap:111", "rtpmap:0");
     let e = w.engine.whip_publish(w.now, "err", "X", &pcmu).unwrap_err();
     assert_eq!(e.code, ErrorCode::NegotiationFailed, "{e}");
     w.exchange();
-    assert_eq!(w.clients[ana].notices.len(), before, "no join/leave flicker");
+    assert_eq!(
+        w.clients[ana].notices.len(),
+        before,
+        "no join/leave flicker"
+    );
     assert_eq!(w.engine.rooms().next().unwrap().participants, 1);
     // WHEP: unknown room, a participant not in the room.
-    let e = w.engine.whep_subscribe(w.now, "nope", None, &recv_only).unwrap_err();
+    let e = w
+        .engine
+        .whep_subscribe(w.now, "nope", None, &recv_only)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotJoined);
     let e = w
         .engine
         .whep_subscribe(w.now, "err", Some(ParticipantId(99)), &recv_only)
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::NotJoined);
-    let e = w.engine.whep_subscribe(w.now, "err", None, "garbage").unwrap_err();
+    let e = w
+        .engine
+        .whep_subscribe(w.now, "err", None, "garbage")
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadSdp);
     // Room full counts WHIP publishers, not viewers.
     let (_, _) = whep(&mut w, "err", None, &[MediaKind::Audio]);
     let _obs = whip(&mut w, "err", "OBS");
-    let e = w.engine.whip_publish(w.now, "err", "Third", &send_only).unwrap_err();
+    let e = w
+        .engine
+        .whip_publish(w.now, "err", "Third", &send_only)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::RoomFull);
     assert_eq!(w.engine.rooms().next().unwrap().viewers, 1);
 }

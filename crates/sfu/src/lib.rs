@@ -4,6 +4,8 @@
 //!
 //! - `GET /` (and `/room/<name>`) serves the web room, `GET /ws` the JSON signalling of
 //!   `docs/signalling.md`, `GET /healthz` a JSON status, `GET /api/rooms` the rooms.
+//! - `POST /whip/<room>` and `POST /whep/<room>` (RFC 9725 WHIP and the WHEP draft): publish
+//!   into or watch a room with one HTTP offer/answer (see the crate README).
 //! - Configuration: [`Config`] from flags, `TYMPAN_*` variables and a TOML file
 //!   ([`Config::from_cli`]), or built in code.
 //!

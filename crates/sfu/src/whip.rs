@@ -98,7 +98,10 @@ async fn add_cors(mut response: Response) -> Response {
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location, Link, ETag, Accept-Patch, Accept-Post"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     response
 }
 
@@ -183,7 +186,7 @@ fn check_bearer_token(
     headers: &HeaderMap,
     _room: &str,
     _publish: bool,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Box<Response>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -204,7 +207,7 @@ fn check_bearer_token(
             );
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
@@ -243,8 +246,9 @@ fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn body_text(body: &Bytes) -> Result<&str, Response> {
-    std::str::from_utf8(body).map_err(|_| text(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
+fn body_text(body: &Bytes) -> Result<&str, Box<Response>> {
+    std::str::from_utf8(body)
+        .map_err(|_| Box::new(text(StatusCode::BAD_REQUEST, "the body is not UTF-8")))
 }
 
 async fn whip_post(
@@ -256,9 +260,23 @@ async fn whip_post(
 ) -> Response {
     let name = match query_param(query.as_deref(), "name") {
         Ok(n) => n.unwrap_or_else(|| DEFAULT_PUBLISHER_NAME.to_owned()),
-        Err(()) => return text(StatusCode::BAD_REQUEST, "the name parameter does not decode"),
+        Err(()) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the name parameter does not decode",
+            );
+        }
     };
-    create(st, SessionKind::WhipPublisher, room, name, None, &headers, body).await
+    create(
+        st,
+        SessionKind::WhipPublisher,
+        room,
+        name,
+        None,
+        &headers,
+        body,
+    )
+    .await
 }
 
 async fn whep_post(
@@ -281,7 +299,16 @@ async fn whep_post(
             );
         }
     };
-    create(st, SessionKind::WhepViewer, room, String::new(), only, &headers, body).await
+    create(
+        st,
+        SessionKind::WhepViewer,
+        room,
+        String::new(),
+        only,
+        &headers,
+        body,
+    )
+    .await
 }
 
 /// POST: the offer becomes a WHIP publisher or WHEP viewer; 201 with the answer.
@@ -298,11 +325,11 @@ async fn create(
         return wrong_content_type(SDP);
     }
     if let Err(r) = check_bearer_token(headers, &room, kind == SessionKind::WhipPublisher) {
-        return r;
+        return *r;
     }
     let offer = match body_text(&body) {
         Ok(t) => t.to_owned(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ice_ufrag = match summarize_offer(&offer) {
         Ok(s) => s.ice_ufrag,
@@ -361,7 +388,10 @@ async fn create(
             (header::CONTENT_TYPE, SDP.to_owned()),
             (header::LOCATION, location),
             (header::ETAG, etag),
-            (header::HeaderName::from_static("accept-patch"), SDPFRAG.to_owned()),
+            (
+                header::HeaderName::from_static("accept-patch"),
+                SDPFRAG.to_owned(),
+            ),
         ],
         answer,
     )
@@ -381,13 +411,13 @@ fn find(
     kind: SessionKind,
     room: &str,
     session: &str,
-) -> Result<Resource, Response> {
+) -> Result<Resource, Box<Response>> {
     st.resources
         .lock()
         .ok()
         .and_then(|t| t.get(session).cloned())
         .filter(|r| r.kind == kind && r.room == room)
-        .ok_or_else(|| text(StatusCode::NOT_FOUND, "no such session"))
+        .ok_or_else(|| Box::new(text(StatusCode::NOT_FOUND, "no such session")))
 }
 
 async fn whip_delete(st: State<WhipState>, p: Path<(String, String)>) -> Response {
@@ -406,7 +436,7 @@ async fn delete(
 ) -> Response {
     let resource = match find(&st, kind, &room, &session) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Ok(mut t) = st.resources.lock() {
         t.remove(&session);
@@ -459,7 +489,7 @@ async fn patch(
 ) -> Response {
     let resource = match find(&st, kind, &room, &session) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !has_content_type(&headers, SDPFRAG) {
         return wrong_content_type(SDPFRAG);
@@ -528,7 +558,10 @@ mod tests {
             query_param(Some("a=1&name=Ana%20L%C3%B3pez"), "name"),
             Ok(Some("Ana López".into()))
         );
-        assert_eq!(query_param(Some("name=A+B"), "name"), Ok(Some("A B".into())));
+        assert_eq!(
+            query_param(Some("name=A+B"), "name"),
+            Ok(Some("A B".into()))
+        );
         assert_eq!(query_param(None, "name"), Ok(None));
         assert_eq!(query_param(Some("name=%zz"), "name"), Err(()));
         assert_eq!(query_param(Some("name=%ff"), "name"), Err(()));
@@ -538,12 +571,18 @@ mod tests {
     fn bearer_tokens_are_extracted_other_schemes_refused() {
         let mut h = HeaderMap::new();
         assert_eq!(check_bearer_token(&h, "r", true).ok(), Some(None));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(
             check_bearer_token(&h, "r", true).ok(),
             Some(Some("abc".into()))
         );
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9v"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9v"),
+        );
         let r = check_bearer_token(&h, "r", true).unwrap_err();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }

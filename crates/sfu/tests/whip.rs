@@ -116,7 +116,11 @@ fn parse_payload(kind: MediaKind, p: &[u8]) -> (u8, u32) {
     let at = if kind == MediaKind::Video { 11 } else { 0 };
     assert_eq!(
         p.get(at),
-        Some(if kind == MediaKind::Video { &b'V' } else { &b'A' }),
+        Some(if kind == MediaKind::Video {
+            &b'V'
+        } else {
+            &b'A'
+        }),
         "{kind:?} payload without its tag"
     );
     let tag = p[at + 1];
@@ -198,22 +202,47 @@ impl Peer {
     }
 
     /// A WHIP publisher: POST the offer, check the 201, accept the answer. Returns the reply.
-    async fn whip(server: &TestServer, room: &str, name: &'static str, tag: u8, kinds: &[MediaKind]) -> (Peer, HttpReply) {
+    async fn whip(
+        server: &TestServer,
+        room: &str,
+        name: &'static str,
+        tag: u8,
+        kinds: &[MediaKind],
+    ) -> (Peer, HttpReply) {
         let mut p = Peer::new(name, tag).await;
         let lines: Vec<_> = kinds.iter().map(|k| (*k, Direction::SendOnly)).collect();
         let (offer, pending, _) = p.offer(&lines);
-        let r = http(server.addrs.http, "POST", &format!("/whip/{room}?name={name}"), &[SDP], &offer).await;
+        let r = http(
+            server.addrs.http,
+            "POST",
+            &format!("/whip/{room}?name={name}"),
+            &[SDP],
+            &offer,
+        )
+        .await;
         assert_eq!(r.status, 201, "{name}: {}", r.body);
         assert_eq!(r.header("content-type"), Some("application/sdp"));
-        assert!(r.header("location").unwrap().starts_with(&format!("/whip/{room}/")));
+        assert!(
+            r.header("location")
+                .unwrap()
+                .starts_with(&format!("/whip/{room}/"))
+        );
         assert!(r.header("etag").is_some_and(|e| e.starts_with('"')));
-        assert!(r.body.contains("a=candidate:"), "the answer carries candidates");
+        assert!(
+            r.body.contains("a=candidate:"),
+            "the answer carries candidates"
+        );
         p.accept(pending, &r.body);
         (p, r)
     }
 
     /// A WHEP viewer with recvonly m-lines of these kinds.
-    async fn whep(server: &TestServer, path: &str, name: &'static str, kinds: &[MediaKind]) -> (Peer, Vec<Mid>, HttpReply) {
+    async fn whep(
+        server: &TestServer,
+        path: &str,
+        name: &'static str,
+        kinds: &[MediaKind],
+    ) -> (Peer, Vec<Mid>, HttpReply) {
         let mut p = Peer::new(name, 0).await;
         let lines: Vec<_> = kinds.iter().map(|k| (*k, Direction::RecvOnly)).collect();
         let (offer, pending, mids) = p.offer(&lines);
@@ -244,7 +273,11 @@ impl Peer {
     }
 
     fn pt_for(&self, kind: MediaKind) -> Option<str0m::media::Pt> {
-        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+        let codec = if kind == MediaKind::Audio {
+            Codec::Opus
+        } else {
+            Codec::Vp8
+        };
         self.rtc
             .codec_config()
             .params()
@@ -261,13 +294,23 @@ impl Peer {
         self.counter += 1;
         let n = self.counter;
         for (mid, kind) in self.publish.clone() {
-            let Some(pt) = self.pt_for(kind) else { continue };
+            let Some(pt) = self.pt_for(kind) else {
+                continue;
+            };
             let data = payload(kind, self.tag, n);
             let mut api = self.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else { continue };
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
             let clock = if kind == MediaKind::Audio { 48 } else { 90 };
-            let write = RtpWrite::new(pt, (1000 + n as u64).into(), n * 20 * clock, now, data.clone())
-                .marker(true);
+            let write = RtpWrite::new(
+                pt,
+                (1000 + n as u64).into(),
+                n * 20 * clock,
+                now,
+                data.clone(),
+            )
+            .marker(true);
             tx.write_rtp(write);
             self.sent.insert((kind, n), data);
         }
@@ -306,7 +349,11 @@ impl Peer {
     async fn on_ws(&mut self, m: Value) {
         if m["type"] == "offer" {
             let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().unwrap()).unwrap();
-            let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept server offer");
+            let answer = self
+                .rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .expect("accept server offer");
             let ws = self.ws.as_mut().unwrap();
             ws.send_text(
                 json!({"type": "answer", "negotiation": m["negotiation"], "sdp": answer.to_sdp_string()})
@@ -385,7 +432,11 @@ fn check_forwarded(from: &Peer, to: &Peer, kind: MediaKind, mid: Option<Mid>) ->
             .sent
             .get(&(kind, n))
             .unwrap_or_else(|| panic!("{} got {kind:?} #{n} {} never sent", to.name, from.name));
-        assert_eq!(p, sent, "{kind:?} #{n} from {} differs at {}", from.name, to.name);
+        assert_eq!(
+            p, sent,
+            "{kind:?} #{n} from {} differs at {}",
+            from.name, to.name
+        );
         matched += 1;
     }
     matched
@@ -410,8 +461,14 @@ async fn whip_publishers_and_whep_viewers_over_http() {
     // Ana is in the room over the WebSocket, publishing audio.
     let mut ana = Peer::websocket(&server, "live", "Ana", 1).await;
     // Two WHIP publishers: OBS with Opus + VP8, Cam with VP8.
-    let (mut obs, obs_reply) =
-        Peer::whip(&server, "live", "OBS", 2, &[MediaKind::Audio, MediaKind::Video]).await;
+    let (mut obs, obs_reply) = Peer::whip(
+        &server,
+        "live",
+        "OBS",
+        2,
+        &[MediaKind::Audio, MediaKind::Video],
+    )
+    .await;
     let (mut cam, cam_reply) = Peer::whip(&server, "live", "Cam", 3, &[MediaKind::Video]).await;
     // CORS on the 201: any origin, and the headers a browser client must read.
     assert_eq!(obs_reply.header("access-control-allow-origin"), Some("*"));
@@ -443,15 +500,36 @@ async fn whip_publishers_and_whep_viewers_over_http() {
         obs.local.ip(),
         obs.local.port()
     );
-    let r = http(http_addr, "PATCH", &obs_location, &[FRAG, ("If-Match", &etag)], &frag).await;
+    let r = http(
+        http_addr,
+        "PATCH",
+        &obs_location,
+        &[FRAG, ("If-Match", &etag)],
+        &frag,
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let r = http(http_addr, "PATCH", &obs_location, &[FRAG], &frag).await;
     assert_eq!(r.status, 204, "without If-Match: {}", r.body);
-    let r = http(http_addr, "PATCH", &obs_location, &[FRAG, ("If-Match", "\"stale\"")], &frag).await;
+    let r = http(
+        http_addr,
+        "PATCH",
+        &obs_location,
+        &[FRAG, ("If-Match", "\"stale\"")],
+        &frag,
+    )
+    .await;
     assert_eq!(r.status, 412, "{}", r.body);
     let restart = "a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n";
-    let r = http(http_addr, "PATCH", &obs_location, &[FRAG, ("If-Match", "*")], restart).await;
+    let r = http(
+        http_addr,
+        "PATCH",
+        &obs_location,
+        &[FRAG, ("If-Match", "*")],
+        restart,
+    )
+    .await;
     assert_eq!(r.status, 422, "ICE restart (If-Match *): {}", r.body);
     let r = http(http_addr, "PATCH", &obs_location, &[FRAG], restart).await;
     assert_eq!(r.status, 422, "ICE restart (new ufrag): {}", r.body);
@@ -476,7 +554,12 @@ async fn whip_publishers_and_whep_viewers_over_http() {
         &server,
         "/whep/live",
         "V2",
-        &[MediaKind::Audio, MediaKind::Audio, MediaKind::Video, MediaKind::Video],
+        &[
+            MediaKind::Audio,
+            MediaKind::Audio,
+            MediaKind::Video,
+            MediaKind::Video,
+        ],
     )
     .await;
     let (_, rooms) = common::http_get(http_addr, "/api/rooms").await;
@@ -527,24 +610,38 @@ async fn whip_publishers_and_whep_viewers_over_http() {
     // The WHEP viewer's DELETE: 200, and the room hears nothing of it.
     let v1_location = v1_reply.header("location").unwrap().to_string();
     let wrong_kind = v1_location.replacen("/whep/", "/whip/", 1);
-    assert_eq!(http(http_addr, "DELETE", &wrong_kind, &[], "").await.status, 404);
-    assert_eq!(http(http_addr, "DELETE", &v1_location, &[], "").await.status, 200);
+    assert_eq!(
+        http(http_addr, "DELETE", &wrong_kind, &[], "").await.status,
+        404
+    );
+    assert_eq!(
+        http(http_addr, "DELETE", &v1_location, &[], "")
+            .await
+            .status,
+        200
+    );
     let cam_location = cam_reply.header("location").unwrap().to_string();
-    assert_eq!(http(http_addr, "DELETE", &cam_location, &[], "").await.status, 200);
+    assert_eq!(
+        http(http_addr, "DELETE", &cam_location, &[], "")
+            .await
+            .status,
+        200
+    );
     let left = ana.event("participant_left").await;
     assert_eq!(left["participant"], Value::Null);
     assert_eq!(left["reason"], "left", "{left}");
-    assert_ne!(left["participant_id"], obs_id.as_str(), "Cam left, not a viewer");
+    assert_ne!(
+        left["participant_id"],
+        obs_id.as_str(),
+        "Cam left, not a viewer"
+    );
     ana.ws.as_mut().unwrap().assert_alive().await;
     server.stop().await;
 }
 
 /// OBS's own ICE ufrag, read from its local description.
 fn obs_offer_ufrag(p: &mut Peer) -> String {
-    p.rtc
-        .direct_api()
-        .local_ice_credentials()
-        .ufrag
+    p.rtc.direct_api().local_ice_credentials().ufrag
 }
 
 #[tokio::test]
@@ -555,12 +652,27 @@ async fn options_cors_and_error_statuses() {
     let a = server.addrs.http;
     // OPTIONS: 204 with CORS on endpoints and resources.
     for path in ["/whip/r", "/whep/r", "/whip/r/abc", "/whep/r/abc"] {
-        let r = http(a, "OPTIONS", path, &[("Origin", "http://example.com"), ("Access-Control-Request-Method", "POST")], "").await;
+        let r = http(
+            a,
+            "OPTIONS",
+            path,
+            &[
+                ("Origin", "http://example.com"),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+            "",
+        )
+        .await;
         assert_eq!(r.status, 204, "{path}");
         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
         let methods = r.header("access-control-allow-methods").unwrap();
-        assert!(methods.contains("POST") && methods.contains("PATCH") && methods.contains("DELETE"));
-        let allowed = r.header("access-control-allow-headers").unwrap().to_lowercase();
+        assert!(
+            methods.contains("POST") && methods.contains("PATCH") && methods.contains("DELETE")
+        );
+        let allowed = r
+            .header("access-control-allow-headers")
+            .unwrap()
+            .to_lowercase();
         for h in ["content-type", "authorization", "if-match"] {
             assert!(allowed.contains(h), "{allowed}");
         }
@@ -573,20 +685,54 @@ async fn options_cors_and_error_statuses() {
     let mut q = Peer::new("Q", 9).await;
     let (recv_offer, _, _) = q.offer(&[(MediaKind::Audio, Direction::RecvOnly)]);
     // Wrong content type, bad SDP, bad room name, bad participant id, unknown room.
-    let r = http(a, "POST", "/whip/r", &[("Content-Type", "text/plain")], &offer).await;
+    let r = http(
+        a,
+        "POST",
+        "/whip/r",
+        &[("Content-Type", "text/plain")],
+        &offer,
+    )
+    .await;
     assert_eq!(r.status, 415);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(http(a, "POST", "/whip/r", &[], &offer).await.status, 415);
     let r = http(a, "POST", "/whip/r", &[SDP], "v=0\r\nnot sdp").await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("bad_sdp"), "{}", r.body);
-    assert_eq!(http(a, "POST", "/whip/bad%20room", &[SDP], &offer).await.status, 400);
-    assert_eq!(http(a, "POST", "/whip/r?name=%zz", &[SDP], &offer).await.status, 400);
+    assert_eq!(
+        http(a, "POST", "/whip/bad%20room", &[SDP], &offer)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        http(a, "POST", "/whip/r?name=%zz", &[SDP], &offer)
+            .await
+            .status,
+        400
+    );
     let r = http(a, "POST", "/whip/r", &[SDP], &recv_offer).await;
     assert_eq!(r.status, 406, "publishes nothing: {}", r.body);
-    assert_eq!(http(a, "POST", "/whep/nobody", &[SDP], &recv_offer).await.status, 404);
-    assert_eq!(http(a, "POST", "/whep/r?participant=x", &[SDP], &recv_offer).await.status, 400);
-    let r = http(a, "POST", "/whip/r", &[SDP, ("Authorization", "Basic Zm9vOmJhcg==")], &offer).await;
+    assert_eq!(
+        http(a, "POST", "/whep/nobody", &[SDP], &recv_offer)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        http(a, "POST", "/whep/r?participant=x", &[SDP], &recv_offer)
+            .await
+            .status,
+        400
+    );
+    let r = http(
+        a,
+        "POST",
+        "/whip/r",
+        &[SDP, ("Authorization", "Basic Zm9vOmJhcg==")],
+        &offer,
+    )
+    .await;
     assert_eq!(r.status, 401);
     let big = "a".repeat(100_000);
     assert_eq!(http(a, "POST", "/whip/r", &[SDP], &big).await.status, 413);
@@ -594,9 +740,19 @@ async fn options_cors_and_error_statuses() {
     let r = http(a, "GET", "/whip/r", &[], "").await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(http(a, "POST", "/whip/r/abc", &[SDP], &offer).await.status, 405);
+    assert_eq!(
+        http(a, "POST", "/whip/r/abc", &[SDP], &offer).await.status,
+        405
+    );
     // A publisher with a bearer token (not checked yet), then the room is full: 409.
-    let r = http(a, "POST", "/whip/r?name=First", &[SDP, ("Authorization", "Bearer t0k3n")], &offer).await;
+    let r = http(
+        a,
+        "POST",
+        "/whip/r?name=First",
+        &[SDP, ("Authorization", "Bearer t0k3n")],
+        &offer,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let mut p2 = Peer::new("P2", 9).await;
     let (offer2, _, _) = p2.offer(&[(MediaKind::Audio, Direction::SendOnly)]);
@@ -608,6 +764,11 @@ async fn options_cors_and_error_statuses() {
     assert_eq!(r.status, 201, "{}", r.body);
     let mut q2 = Peer::new("Q2", 9).await;
     let (recv2, _, _) = q2.offer(&[(MediaKind::Audio, Direction::RecvOnly)]);
-    assert_eq!(http(a, "POST", "/whep/r?participant=p999", &[SDP], &recv2).await.status, 404);
+    assert_eq!(
+        http(a, "POST", "/whep/r?participant=p999", &[SDP], &recv2)
+            .await
+            .status,
+        404
+    );
     server.stop().await;
 }

@@ -881,9 +881,10 @@ impl Negotiation {
         });
         spec.ssrc = Some((t.ssrc, self.cname.clone()));
         // An RTX SSRC only when the remote offered RTX on this m-line.
-        let rtx = m.attributes.iter().any(
-            |a| matches!(a, Attribute::Rtpmap(r) if r.encoding.eq_ignore_ascii_case("rtx")),
-        );
+        let rtx = m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, Attribute::Rtpmap(r) if r.encoding.eq_ignore_ascii_case("rtx")));
         spec.rtx_ssrc = rtx.then_some(t.rtx_ssrc);
         spec
     }
