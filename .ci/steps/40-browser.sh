@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --example sfu --locked
+# The WHIP phase: a str0m WHIP publisher (crates/sfu/examples/whip_publish.rs) that e2e.py
+# starts into a room a browser then watches.
+cargo build -p tympan-sfu --example whip_publish --locked
 PY_PID=
 cleanup() {
     if [ -n "$PY_PID" ] && kill -0 "$PY_PID" 2>/dev/null; then
@@ -15,6 +18,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-python3 tests/browser/e2e.py --server-bin "$TARGET/debug/examples/sfu" &
+python3 tests/browser/e2e.py --server-bin "$TARGET/debug/examples/sfu" \
+    --whip-bin "$TARGET/debug/examples/whip_publish" \
+    --pcap "$PWD/../shared/testdata/rtp-captures/vp8.pcap" &
 PY_PID=$!
 wait "$PY_PID"

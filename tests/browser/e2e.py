@@ -971,11 +971,72 @@ def run_scenario(base_url, wd, profiles, server, media=True):
     return outcome == "resolved"  # whether the glare step provoked a glare
 
 
+def run_whip_phase(base_url, wd, profile, procs, whip_bin, pcap, log_path):
+    """A browser watches a WHIP publisher: the `whip_publish` example (str0m, an independent
+    WHIP client) publishes the real VP8 capture plus Opus into a fresh room over
+    `POST /whip/<room>`; a browser joining that room shows the publisher's card, receives its
+    audio and decodes its video (framesDecoded grows)."""
+    room = f"whip-{os.getpid()}-{int(time.time()) % 100000}"
+    name = "WHIP card"
+    server = base_url.split("://", 1)[1]
+    say(f"WHIP: starting the str0m publisher into room {room}")
+    publisher = procs.start([whip_bin, "--server", server, "--room", room, "--name", name,
+                             "--pcap", pcap], log_path)
+    try:
+        def published():
+            if publisher.poll() is not None:
+                raise Failure(f"whip_publish exited with {publisher.returncode}:\n{log_tail(log_path, 20)}")
+            with urllib.request.urlopen(base_url + "/api/rooms", timeout=5) as r:
+                rooms = json.loads(r.read())
+            return any(x["name"] == room and x["tracks"] == 2 for x in rooms)
+        wait_for("the WHIP publisher in /api/rooms", published, timeout=max(TIMEOUT, 60))
+        w = Browser(wd, "W", profile)
+        w.get(f"{base_url}/room/{room}")
+        wait_for("W: landing page", lambda: w.state() and w.state()["status"] == "landing")
+        w.type("#name-input", "Watcher")
+        w.click("#join-button")
+
+        def sees_publisher():
+            st = w.state()
+            if others_names(st) != [name]:
+                raise Failure(f"W sees {others_names(st)}, expected [{name!r}]")
+            return st
+        st = wait_for("W to see the WHIP publisher", sees_publisher, timeout=max(TIMEOUT, 60))
+        pid = next(p["id"] for p in st["participants"] if p["name"] == name)
+        cards = w.js("return document.querySelectorAll('#participants .card').length")
+        if cards != 2:
+            raise Failure(f"W shows {cards} participant cards, expected 2 (self + WHIP publisher)")
+
+        def decoding():
+            m = media_by_participant(w.stats()).get(pid, {})
+            if not m.get("video") or not m.get("audio"):
+                raise Failure(f"from the WHIP publisher: {m}")
+            return m
+        first = wait_for("W decoding the WHIP publisher's video", decoding, timeout=max(TIMEOUT, 60))
+        time.sleep(3)
+        second = media_by_participant(w.stats()).get(pid, {})
+        say(f"  W <- WHIP: audio packets {first['audio']} -> {second.get('audio')}, "
+            f"video frames {first['video']} -> {second.get('video')}")
+        if second.get("video", 0) <= first["video"] or second.get("audio", 0) <= first["audio"]:
+            raise Failure(f"media from the WHIP publisher stalled: {first} -> {second}")
+        shown = wait_for("W shows the WHIP publisher's video tile",
+                         lambda: any(p["shownVideo"] for p in w.state()["participants"]))
+        w.quit()
+        return shown
+    finally:
+        procs.stop(publisher)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-bin", default=None, help="the sfu example binary")
     parser.add_argument("--url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--no-media", action="store_true", help="skip the audio/video checks")
+    parser.add_argument("--whip-bin", default=None,
+                        help="the whip_publish example binary: adds the WHIP phase")
+    parser.add_argument("--pcap", default=None, help="VP8 capture the WHIP publisher replays")
+    parser.add_argument("--only-whip", action="store_true",
+                        help="run only the WHIP phase (needs --whip-bin)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="tympan-e2e-")
@@ -1010,12 +1071,20 @@ def main():
         for label in ("A", "B", "C", "D"):
             profiles[label] = os.path.join(work, f"profile-{label}")
             os.makedirs(profiles[label])
-        glare = run_scenario(base_url, wd, profiles, server, media=not args.no_media)
+        glare = False
+        if not args.only_whip:
+            glare = run_scenario(base_url, wd, profiles, server, media=not args.no_media)
+        whip = False
+        if args.whip_bin and not args.no_media:
+            os.makedirs(os.path.join(work, "profile-W"))
+            whip = run_whip_phase(base_url, wd, os.path.join(work, "profile-W"), procs,
+                                  args.whip_bin, args.pcap, os.path.join(work, "whip.log"))
         ok = True
         if os.environ.get("E2E_VERBOSE"):
             dump_diagnostics(server_log if not args.url else None, driver_log)
         checked = ["join", "participants", "chat", "mute", "leave", "denied microphone"]
         checked += ["glare"] if glare else []
+        checked += ["a browser watches a WHIP publisher"] if whip else []
         if not args.no_media:
             checked[2:2] = ["audio and video both ways", "speaking indicators", "video tiles"]
             checked.append("ICE-TCP")
@@ -1023,6 +1092,8 @@ def main():
             checked += ["room_full error", "reconnect after a server restart"]
         if server and not args.no_media:
             checked.append("/metrics and /api/rooms against getStats()")
+        if args.only_whip:
+            checked = ["a browser watches a WHIP publisher"] if whip else []
         say("PASS:", ", ".join(checked))
     except Exception as e:  # noqa: BLE001 - every failure gets the diagnostics
         say("FAIL:", e if isinstance(e, Failure) else f"{type(e).__name__}: {e}")

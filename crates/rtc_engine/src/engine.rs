@@ -34,6 +34,8 @@ pub(crate) mod room_data;
 #[path = "speaking_engine.rs"]
 mod speaking_engine;
 
+mod whip_sessions;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -170,6 +172,8 @@ pub struct RoomSummary {
     pub participants: usize,
     /// Published tracks in it.
     pub tracks: usize,
+    /// WHEP viewers watching it (not in `participants`).
+    pub viewers: usize,
 }
 
 /// One subscriber of a published track.
@@ -286,6 +290,8 @@ pub struct Engine {
     speech: BTreeMap<String, crate::speaking::RoomSpeech>,
     /// Next speaking/last-N tick (while some room has an audio track).
     speech_tick: Option<Instant>,
+    /// WHIP publishers and WHEP viewers (participants without a WebSocket).
+    sessions: crate::whip::Sessions,
 }
 
 impl fmt::Debug for Engine {
@@ -394,6 +400,7 @@ impl Engine {
             closed: false,
             speech: BTreeMap::new(),
             speech_tick: None,
+            sessions: Default::default(),
         })
     }
 
@@ -402,6 +409,9 @@ impl Engine {
     }
 
     fn notify_others(&mut self, room: &str, except: ParticipantId, notice: &Notice) {
+        if self.sessions.is_viewer(except) {
+            return; // WHEP viewers are invisible
+        }
         if let Some(r) = self.rooms.get(room) {
             for q in r.others(except) {
                 self.notices.push_back((q, notice.clone()));
@@ -789,7 +799,13 @@ impl Engine {
 
     /// The next notice for some participant, in the order they must be delivered.
     pub fn poll_notice(&mut self) -> Option<(ParticipantId, Notice)> {
-        self.notices.pop_front()
+        // WHIP/WHEP sessions have no WebSocket: their notices are dropped here.
+        while let Some((to, notice)) = self.notices.pop_front() {
+            if !self.sessions.is_headless(to) {
+                return Some((to, notice));
+            }
+        }
+        None
     }
 
     // ------------------------------------------------------------------ internals
@@ -802,6 +818,9 @@ impl Engine {
         publisher: ParticipantId,
         track: TrackId,
     ) -> bool {
+        if self.sessions.is_headless(subscriber) {
+            return false; // WHIP publishers receive nothing; WHEP viewers are wired once
+        }
         let Some(kind) = self
             .participants
             .get(&publisher)
@@ -943,8 +962,8 @@ impl Engine {
         let Some(p) = self.participants.get_mut(&participant) else {
             return;
         };
-        if p.outstanding.is_some() || !p.answered {
-            return;
+        if p.outstanding.is_some() || !p.answered || self.sessions.is_headless(participant) {
+            return; // (WHIP/WHEP have no renegotiation)
         }
         let Some(peer) = p.peer.as_mut() else {
             return;
@@ -1082,6 +1101,7 @@ impl Engine {
         for q in affected {
             self.maybe_offer(now, q);
         }
+        self.sessions.forget(pid);
     }
 
     /// Handles everything the participant's peer reported.
@@ -1420,6 +1440,7 @@ impl Engine {
         self.rooms.clear();
         self.speech.clear();
         self.speech_tick = None;
+        self.sessions.clear();
         self.tuples.clear();
         self.router = UfragRouter::new();
     }
@@ -1435,6 +1456,7 @@ impl Engine {
                 .filter_map(|p| self.participants.get(p))
                 .map(|p| p.tracks.len())
                 .sum(),
+            viewers: self.viewers_of(name),
         })
     }
 

@@ -28,6 +28,9 @@
 //! - Last-N audio ([`last_n`]): rooms above [`EngineConfig::last_n_threshold`] participants
 //!   send each subscriber [`EngineConfig::last_n`] audio slots carrying the loudest current
 //!   speakers instead of every publisher's audio ([`Notice::AudioSlots`]).
+//! - WHIP publishers and WHEP viewers (no WebSocket, one offer/answer over HTTP):
+//!   [`Engine::whip_publish`], [`Engine::whep_subscribe`], [`Engine::end_session`]; the SDP
+//!   side (offer summary, m-line filling, trickle fragments) is in [`whip`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -77,6 +80,7 @@
 //! ```
 
 pub mod peer;
+pub mod whip;
 
 mod engine;
 mod forward;

@@ -37,6 +37,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
 const HARD_FRAME_LIMIT: usize = 16 * MAX_FRAME_BYTES;
 
 pub(crate) fn router(ctx: SocketContext) -> Router {
+    let whip = crate::whip::router(ctx.engine.clone());
     Router::new()
         .route("/", get(index))
         .route("/room/{name}", get(index))
@@ -47,6 +48,7 @@ pub(crate) fn router(ctx: SocketContext) -> Router {
         .route("/api/rooms/{room}", get(crate::metrics::room))
         .route("/metrics", get(crate::metrics::metrics))
         .with_state(ctx)
+        .merge(whip)
 }
 
 fn file(name: &str) -> Response {

@@ -6,6 +6,8 @@
 //!   `docs/signalling.md`, `GET /healthz` a JSON status, `GET /api/rooms` the rooms,
 //!   `GET /api/rooms/<room>` one room in detail (participants, tracks, per-peer RTT, loss,
 //!   jitter, bit rates) and `GET /metrics` Prometheus metrics (see the crate README).
+//! - `POST /whip/<room>` and `POST /whep/<room>` (RFC 9725 WHIP and the WHEP draft): publish
+//!   into or watch a room with one HTTP offer/answer (see the crate README).
 //! - Configuration: [`Config`] from flags, `TYMPAN_*` variables and a TOML file
 //!   ([`Config::from_cli`]), or built in code.
 //!
@@ -31,6 +33,7 @@ mod actor;
 mod http;
 mod media;
 mod metrics;
+mod whip;
 mod ws;
 
 use std::future::{Future, IntoFuture};

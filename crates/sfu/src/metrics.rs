@@ -424,6 +424,7 @@ pub(crate) async fn rooms(State(ctx): State<SocketContext>) -> Response {
                         "name": r.name,
                         "participants": r.participants,
                         "tracks": r.tracks,
+                        "viewers": r.viewers,
                         "totals": totals,
                     })
                 })

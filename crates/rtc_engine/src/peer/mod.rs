@@ -559,6 +559,41 @@ impl Peer {
         Ok(())
     }
 
+    /// Like [`Peer::accept_offer`], but the answer sends one track on each of the given
+    /// remote-offered m-lines (which must offer to receive): `(mid, ssrc, stream_id,
+    /// track_id)`, as for [`Peer::add_send_track`]. This is how a WHEP viewer's recvonly
+    /// offer is filled without a renegotiation. Other m-lines are answered as usual.
+    pub fn accept_offer_sending(
+        &mut self,
+        now: Instant,
+        sdp: &str,
+        sends: &[(&str, u32, &str, &str)],
+    ) -> Result<String, PeerError> {
+        if self.closed {
+            return Err(PeerError::Closed);
+        }
+        let mut tracks = Vec::with_capacity(sends.len());
+        for &(mid, ssrc, stream_id, track_id) in sends {
+            let mut rtx = self.rng.ssrc();
+            while rtx == ssrc {
+                rtx = self.rng.ssrc();
+            }
+            tracks.push((
+                mid.to_owned(),
+                negotiation::SendTrack {
+                    ssrc,
+                    rtx_ssrc: rtx,
+                    stream_id: stream_id.to_owned(),
+                    track_id: track_id.to_owned(),
+                    removed: false,
+                },
+            ));
+        }
+        let answer = self.negotiation.accept_offer_sending(sdp, tracks)?;
+        self.after_negotiation(now);
+        Ok(answer)
+    }
+
     /// A trickled remote candidate (`candidate:...`, as `RTCIceCandidate.candidate`);
     /// `None` or `""` = end of candidates. Host names (mDNS `.local`) are ignored: as an
     /// ICE-lite agent we learn the address from the remote's checks anyway.

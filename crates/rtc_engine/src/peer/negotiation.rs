@@ -146,6 +146,9 @@ pub(crate) struct Negotiation {
     /// Set after the first remote offer was answered.
     pub transport: Option<TransportParams>,
     cname: String,
+    /// Tracks to send on remote-offered mids in the answer being made (WHEP, see
+    /// [`Negotiation::accept_offer_sending`]); empty otherwise.
+    preset_sends: Vec<(String, SendTrack)>,
 }
 
 /// The codecs and extensions the server supports (see the engine contract).
@@ -277,6 +280,7 @@ impl Negotiation {
             next_mid: 0,
             transport: None,
             cname,
+            preset_sends: Vec::new(),
         }
     }
 
@@ -459,11 +463,14 @@ impl Negotiation {
                     spec.direction = Direction::Inactive;
                     spec
                 }
-                None => {
-                    let mut spec = TrackSpec::new(m.kind.clone());
-                    spec.direction = Direction::RecvOnly;
-                    spec
-                }
+                None => match self.preset_sends.iter().find(|(p, _)| p == mid) {
+                    Some((_, t)) => self.preset_spec(m, t),
+                    None => {
+                        let mut spec = TrackSpec::new(m.kind.clone());
+                        spec.direction = Direction::RecvOnly;
+                        spec
+                    }
+                },
             };
             tracks.push((mid.to_string(), spec));
         }
@@ -838,6 +845,48 @@ impl Negotiation {
     /// Drops a pending local offer (used when the peer closes).
     pub(crate) fn abandon_offer(&mut self) {
         self.pending_offer = None;
+    }
+
+    /// Answers a remote offer sending `sends` (mid, track) on the remote's own m-lines
+    /// (which must offer to receive): a WHEP viewer's recvonly offer is answered sendonly
+    /// there, with our SSRCs and msid. Mids not offered are ignored.
+    pub(crate) fn accept_offer_sending(
+        &mut self,
+        sdp: &str,
+        sends: Vec<(String, SendTrack)>,
+    ) -> Result<String, PeerError> {
+        self.preset_sends = sends;
+        let result = self.accept_offer(sdp);
+        let sends = std::mem::take(&mut self.preset_sends);
+        let answer = result?;
+        for (mid, t) in sends {
+            if let Some(s) = self
+                .sections
+                .iter_mut()
+                .find(|s| s.mid == mid && s.send.is_none())
+            {
+                s.send = Some(t);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The answer's track spec for a preset send track on the offered m-line `m`.
+    fn preset_spec(&self, m: &MediaDescription, t: &SendTrack) -> TrackSpec {
+        let mut spec = TrackSpec::new(m.kind.clone());
+        spec.direction = Direction::SendOnly;
+        spec.msid = Some(Msid {
+            stream_id: t.stream_id.clone(),
+            track_id: Some(t.track_id.clone()),
+        });
+        spec.ssrc = Some((t.ssrc, self.cname.clone()));
+        // An RTX SSRC only when the remote offered RTX on this m-line.
+        let rtx = m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, Attribute::Rtpmap(r) if r.encoding.eq_ignore_ascii_case("rtx")));
+        spec.rtx_ssrc = rtx.then_some(t.rtx_ssrc);
+        spec
     }
 }
 
