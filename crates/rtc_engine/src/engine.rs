@@ -25,6 +25,9 @@ use crate::room::{
 };
 use crate::seed_rng::SeedRng;
 
+mod access;
+pub use access::JoinOptions;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -45,6 +48,12 @@ pub struct EngineConfig {
     pub max_room_size: usize,
     /// Seed of ICE credentials, SSRCs and sequence numbers (fix it for reproducible tests).
     pub seed: u64,
+    /// How long a participant whose signalling connection went away is kept for
+    /// [`Engine::resume`] (default 20 s).
+    pub resume_grace: Duration,
+    /// Key of the generator of resume tokens: fill it from the operating system's random
+    /// source in production (the default, all zeros, makes tokens predictable).
+    pub secret_seed: [u8; 32],
 }
 
 impl EngineConfig {
@@ -56,6 +65,8 @@ impl EngineConfig {
             certificate,
             max_room_size: 50,
             seed: 0,
+            resume_grace: Duration::from_secs(20),
+            secret_seed: [0; 32],
         }
     }
 }
@@ -184,6 +195,8 @@ struct Participant {
     send_ext: ExtensionMap,
     /// 5-tuples learned for this participant.
     tuples: Vec<(SocketAddr, SocketAddr, Transport)>,
+    /// Grants, resume token, detached state.
+    access: access::ParticipantAccess,
 }
 
 impl Participant {
@@ -220,6 +233,7 @@ pub struct Engine {
     scratch: Vec<u8>,
     tx_cursor: ParticipantId,
     closed: bool,
+    token_rng: access::TokenRng,
 }
 
 impl fmt::Debug for Engine {
@@ -310,6 +324,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             rng: SeedRng::new(config.seed),
+            token_rng: access::TokenRng::new(&config),
             config,
             dtls: Arc::new(dtls),
             local_candidates,
@@ -352,7 +367,17 @@ impl Engine {
     /// Joins `name` to `room` (created on first join). The others in the room get
     /// [`Notice::ParticipantJoined`]. Errors: `bad_name`, `room_full`, `internal` after
     /// [`Engine::close`].
-    pub fn join(&mut self, _now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
+    pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
+        self.join_with(now, room, name, JoinOptions::default())
+    }
+
+    fn join_inner(
+        &mut self,
+        _now: Instant,
+        room: &str,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, SignalError> {
         if self.closed {
             return Err(SignalError::new(
                 ErrorCode::Internal,
@@ -390,7 +415,9 @@ impl Engine {
             recv_ext: ExtensionMap::new(),
             send_ext: ExtensionMap::new(),
             tuples: Vec::new(),
+            access: access::ParticipantAccess::new(options.clone(), self.token_rng.token()),
         };
+        let resume_token = participant.access.resume_token.clone();
         let info = participant.info(id);
         self.participants.insert(id, participant);
         let participants = others
@@ -403,6 +430,10 @@ impl Engine {
             participant: id,
             room: room.to_owned(),
             participants,
+            identity: options.identity,
+            can_publish: options.can_publish,
+            can_subscribe: options.can_subscribe,
+            resume_token,
         })
     }
 
@@ -439,6 +470,8 @@ impl Engine {
             ));
         }
         let created = p.peer.is_none();
+        let can_publish = p.access.options.can_publish;
+        let old_ufrag = p.peer.as_ref().map(|peer| peer.local_ufrag().to_owned());
         let peer = p.peer.get_or_insert_with(|| {
             Peer::new(
                 PeerConfig {
@@ -450,6 +483,9 @@ impl Engine {
                 now,
             )
         });
+        if created {
+            peer.set_accept_media(can_publish);
+        }
         let answer = match peer.accept_offer(now, sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -460,6 +496,10 @@ impl Engine {
             }
         };
         if created {
+            self.router.insert(peer.local_ufrag().to_owned(), pid);
+        } else if let Some(old) = old_ufrag.filter(|old| old != peer.local_ufrag()) {
+            // ICE restart: checks now carry the new ufrag.
+            self.router.remove(&old);
             self.router.insert(peer.local_ufrag().to_owned(), pid);
         }
         p.answered = true;
@@ -692,9 +732,16 @@ impl Engine {
         Ok(())
     }
 
-    /// The next notice for some participant, in the order they must be delivered.
+    /// The next notice for some participant, in the order they must be delivered. Notices
+    /// for detached participants ([`Engine::detach`]) are dropped.
     pub fn poll_notice(&mut self) -> Option<(ParticipantId, Notice)> {
-        self.notices.pop_front()
+        while let Some((to, notice)) = self.notices.pop_front() {
+            if self.is_detached(to) {
+                continue;
+            }
+            return Some((to, notice));
+        }
+        None
     }
 
     // ------------------------------------------------------------------ internals
@@ -715,6 +762,13 @@ impl Engine {
         else {
             return false;
         };
+        if self
+            .participants
+            .get(&subscriber)
+            .is_some_and(|q| !q.access.options.can_subscribe)
+        {
+            return false;
+        }
         let ssrc = self.rng.ssrc();
         let seed = self.rng.next_u64();
         let Some(q) = self.participants.get_mut(&subscriber) else {
@@ -844,7 +898,7 @@ impl Engine {
         let Some(p) = self.participants.get_mut(&participant) else {
             return;
         };
-        if p.outstanding.is_some() || !p.answered {
+        if p.outstanding.is_some() || !p.answered || p.access.detached_until.is_some() {
             return;
         }
         let Some(peer) = p.peer.as_mut() else {
@@ -868,14 +922,13 @@ impl Engine {
                     .collect();
                 let negotiation = p.negotiation;
                 self.counters.offers += 1;
-                self.notify(
-                    participant,
-                    Notice::Offer {
-                        negotiation,
-                        sdp,
-                        tracks,
-                    },
-                );
+                let offer = Notice::Offer {
+                    negotiation,
+                    sdp,
+                    tracks,
+                };
+                p.access.last_offer = Some(offer.clone());
+                self.notify(participant, offer);
             }
             Err(e) => tracing::warn!(participant = %participant, error = %e, "create_offer failed"),
         }
@@ -1186,6 +1239,7 @@ impl Engine {
     /// Advances every timer due at `now`: the peers' (ICE consent, DTLS, SCTP, RTCP, NACK,
     /// TWCC), held-back keyframe requests, and the linger of closed peers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_detached(now);
         let mut next = self.participants.keys().next().copied();
         while let Some(pid) = next {
             if let Some(peer) = self
@@ -1243,6 +1297,10 @@ impl Engine {
                 }
             }
         }
+        consider(
+            self.next_detach_deadline()
+                .map(|t| (t, TimeoutReason::RoomHousekeeping)),
+        );
         for (peer, until) in &self.closing {
             consider(Some((*until, TimeoutReason::RoomHousekeeping)));
             consider(peer.poll_timeout());

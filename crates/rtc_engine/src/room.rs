@@ -174,6 +174,15 @@ pub struct Joined {
     pub room: String,
     /// The others already in the room (not the joiner), with their tracks.
     pub participants: Vec<ParticipantInfo>,
+    /// The identity given in [`crate::JoinOptions`] (e.g. from a token), if any.
+    pub identity: Option<String>,
+    /// Whether the participant may publish (see [`crate::JoinOptions`]).
+    pub can_publish: bool,
+    /// Whether the participant receives the others' tracks.
+    pub can_subscribe: bool,
+    /// The secret for [`crate::Engine::resume`] after a lost signalling connection (a new
+    /// one with every join and resume).
+    pub resume_token: String,
 }
 
 /// One sending m-line of a server offer: which participant's track it carries.
