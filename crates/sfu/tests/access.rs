@@ -396,7 +396,7 @@ async fn a_dropped_socket_resumes_within_the_grace_period_and_expires_after_it()
     assert_eq!(back["resumed"], true, "{back}");
     let bye = ana.recv_type("bye").await;
     assert_eq!(bye["reason"], "disconnected");
-    assert_eq!(ana.recv().await["type"], "__closed");
+    assert_eq!(ana.recv_type("__closed").await["type"], "__closed");
     let token3 = back["resume_token"].as_str().unwrap().to_string();
     // The old socket closing does not detach the participant now held by the new one.
     tokio::time::sleep(Duration::from_millis(2500)).await;
