@@ -527,7 +527,7 @@ mod tests {
     fn decoding_is_strict() {
         assert_eq!(decode("Zg=="), Err(2), "padding");
         assert_eq!(decode("+_8"), Err(0), "base64 alphabet");
-        assert_eq!(decode("Zm9 v"), Err(3), "whitespace");
+        assert_eq!(decode("Zm9 vg"), Err(3), "whitespace");
         assert_eq!(decode("Zm9vY"), Err(5), "length 1 mod 4");
         assert_eq!(decode("Zh"), Err(1), "non-zero unused bits");
         assert_eq!(decode("Zm9"), Err(2), "non-zero unused bits");
