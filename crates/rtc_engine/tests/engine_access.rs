@@ -170,7 +170,10 @@ fn detached_participant_keeps_its_place_and_media_and_resumes_with_the_same_id()
         notices_before,
         "no notice reaches a detached participant"
     );
-    assert_eq!(leave_or_join_notices(&w.clients[b], ana), ben_notices_before);
+    assert_eq!(
+        leave_or_join_notices(&w.clients[b], ana),
+        ben_notices_before
+    );
 
     // Resume within the grace period (20 s by default; 5.4 s have passed).
     let joined = w.engine.resume(w.now, &token).expect("resume");
@@ -178,7 +181,11 @@ fn detached_participant_keeps_its_place_and_media_and_resumes_with_the_same_id()
     assert_eq!(joined.room, "demo");
     let others: Vec<ParticipantId> = joined.participants.iter().map(|p| p.id).collect();
     assert_eq!(others, vec![ben, chen]);
-    assert_eq!(joined.participants[1].tracks.len(), 2, "Chen's tracks listed");
+    assert_eq!(
+        joined.participants[1].tracks.len(),
+        2,
+        "Chen's tracks listed"
+    );
     assert_ne!(joined.resume_token, token, "a new token at every resume");
     assert!(!w.engine.is_detached(ana));
     // The old token is spent.
@@ -188,7 +195,10 @@ fn detached_participant_keeps_its_place_and_media_and_resumes_with_the_same_id()
     // The pending changes (Chen's tracks) are offered now, and media flows from Chen.
     assert!(w.run_until(Duration::from_secs(5), |w| w.clients[a].offered.len() >= 4));
     send_media(&mut w, 10, 2);
-    assert!(audio_from(&w, a, chen) >= 8, "Ana hears Chen after resuming");
+    assert!(
+        audio_from(&w, a, chen) >= 8,
+        "Ana hears Chen after resuming"
+    );
     // Nobody saw Ana leave or join again.
     for (i, cl) in w.clients.iter().enumerate() {
         if i != a {
@@ -285,7 +295,10 @@ fn resume_resends_the_unanswered_server_offer() {
         })
         .expect("the offer is sent again");
     assert_eq!(again, first, "same negotiation number and SDP");
-    assert_eq!(w.clients[a].answered, 1, "str0m answered it, the engine took it");
+    assert_eq!(
+        w.clients[a].answered, 1,
+        "str0m answered it, the engine took it"
+    );
     assert!(w.run_until(Duration::from_secs(10), |w| w.settled(2)));
 }
 
@@ -314,10 +327,20 @@ fn grants_limit_publishing_and_subscribing() {
     w.run_for(Duration::from_secs(3));
     let (ana, listener, speaker) = (w.clients[a].id, w.clients[l].id, w.clients[s].id);
     assert!(w.clients.iter().all(|c| c.connected()));
-    assert!(tracks_of(&w, listener).is_empty(), "the listener publishes nothing");
+    assert!(
+        tracks_of(&w, listener).is_empty(),
+        "the listener publishes nothing"
+    );
     assert_eq!(tracks_of(&w, speaker).len(), 2);
-    assert!(w.clients[s].offered.is_empty(), "the speaker is offered nothing");
-    assert_eq!(w.clients[l].offered.len(), 4, "Ana's and the speaker's tracks");
+    assert!(
+        w.clients[s].offered.is_empty(),
+        "the speaker is offered nothing"
+    );
+    assert_eq!(
+        w.clients[l].offered.len(),
+        4,
+        "Ana's and the speaker's tracks"
+    );
     assert_eq!(w.clients[a].offered.len(), 2, "only the speaker's tracks");
     send_media(&mut w, 10, 3);
     assert!(audio_from(&w, l, ana) >= 8);
@@ -375,7 +398,10 @@ fn ice_restart_moves_media_to_the_clients_new_address() {
     cl.rtc
         .add_local_candidate(Str0mCandidate::host(new_addr, "udp").unwrap());
     cl.addr = new_addr;
-    assert_ne!(server_ufrag, first_ufrag, "new server credentials in the restart answer");
+    assert_ne!(
+        server_ufrag, first_ufrag,
+        "new server credentials in the restart answer"
+    );
 
     // Checks from the new address, then media both ways on the new path.
     w.run_for(Duration::from_secs(2));
@@ -383,8 +409,14 @@ fn ice_restart_moves_media_to_the_clients_new_address() {
     send_media(&mut w, 10, 5);
     let heard_after = audio_from(&w, b, ana) - heard_before;
     let got_after = audio_from(&w, a, ben) - got_before;
-    assert!(heard_after >= 8, "Ben hears Ana after the restart ({heard_after})");
-    assert!(got_after >= 8, "Ana hears Ben on her new address ({got_after})");
+    assert!(
+        heard_after >= 8,
+        "Ben hears Ana after the restart ({heard_after})"
+    );
+    assert!(
+        got_after >= 8,
+        "Ana hears Ben on her new address ({got_after})"
+    );
     // The engine kept her (no timeout, no leave) and the DTLS association (no new one).
     assert!(w.engine.participant(ana).is_some());
     assert_eq!(leave_or_join_notices(&w.clients[b], ana), 0);

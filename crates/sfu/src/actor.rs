@@ -32,7 +32,11 @@ pub(crate) struct Core {
 impl Core {
     /// Routes this participant's notices to `tx` (after a successful join); returns the
     /// route it replaces (a resume taking over from a socket not yet seen closed).
-    pub(crate) fn register(&mut self, participant: ParticipantId, tx: NoticeTx) -> Option<NoticeTx> {
+    pub(crate) fn register(
+        &mut self,
+        participant: ParticipantId,
+        tx: NoticeTx,
+    ) -> Option<NoticeTx> {
         self.routes.insert(participant, tx)
     }
 

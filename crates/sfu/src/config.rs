@@ -218,8 +218,7 @@ pub struct MintRequest {
 impl MintRequest {
     /// The claims of the token, issued at `now` (seconds since the Unix epoch).
     pub fn claims(&self, api_key: &str, now: u64) -> crate::token::Claims {
-        let mut c =
-            crate::token::Claims::new(api_key, &self.identity, &self.room, now + self.ttl);
+        let mut c = crate::token::Claims::new(api_key, &self.identity, &self.room, now + self.ttl);
         c.name = self.name.clone();
         c.can_publish = self.can_publish;
         c.can_subscribe = self.can_subscribe;

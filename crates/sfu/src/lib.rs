@@ -311,7 +311,10 @@ pub async fn run_from_cli() -> Result<(), Box<dyn std::error::Error>> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            println!("{}", verifier.sign(&request.claims(verifier.api_key(), now)));
+            println!(
+                "{}",
+                verifier.sign(&request.claims(verifier.api_key(), now))
+            );
             return Ok(());
         }
         Err(ConfigError::Cli(e)) => e.exit(),

@@ -122,7 +122,10 @@ impl fmt::Display for TokenError {
                 f.write_str("token is not three base64url parts separated by dots")
             }
             TokenError::BadBase64 { part, offset } => {
-                write!(f, "token {part} is not unpadded base64url (at offset {offset})")
+                write!(
+                    f,
+                    "token {part} is not unpadded base64url (at offset {offset})"
+                )
             }
             TokenError::BadJson { part, detail } => write!(f, "token {part}: {detail}"),
             TokenError::UnsupportedAlgorithm(alg) => {
@@ -132,7 +135,9 @@ impl fmt::Display for TokenError {
                 f.write_str("token header has a crit parameter (no extension is supported)")
             }
             TokenError::BadSignature => f.write_str("token signature does not verify"),
-            TokenError::WrongIssuer => f.write_str("token issuer (iss) is not this server's API key"),
+            TokenError::WrongIssuer => {
+                f.write_str("token issuer (iss) is not this server's API key")
+            }
             TokenError::Expired { exp, now } => {
                 write!(f, "token expired (exp {exp}, now {now})")
             }

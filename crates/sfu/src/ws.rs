@@ -441,7 +441,11 @@ impl Session {
     }
 }
 
-fn joined_message(id: Option<u64>, joined: tympan_rtc_engine::Joined, resumed: bool) -> ServerMessage {
+fn joined_message(
+    id: Option<u64>,
+    joined: tympan_rtc_engine::Joined,
+    resumed: bool,
+) -> ServerMessage {
     ServerMessage::Joined {
         id,
         participant_id: joined.participant.to_string(),

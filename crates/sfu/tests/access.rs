@@ -69,7 +69,8 @@ fn gated_config() -> Config {
 
 /// Every message the client got up to now (a ping with `id` marks the end).
 async fn drain(c: &mut Client, id: u64) -> Vec<Value> {
-    c.send_text(json!({"type": "ping", "id": id}).to_string()).await;
+    c.send_text(json!({"type": "ping", "id": id}).to_string())
+        .await;
     let mut seen = Vec::new();
     loop {
         let m = c.recv().await;
@@ -107,7 +108,9 @@ fn tokens_from_python_verify_and_bad_ones_are_refused_with_the_reason() {
     let Some(token) = python_token(&hs256(), &claims, SECRET) else {
         return;
     };
-    let got = v.verify_for_room(&token, "demo", t).expect("python's token verifies");
+    let got = v
+        .verify_for_room(&token, "demo", t)
+        .expect("python's token verifies");
     assert_eq!(got.sub, "user-7");
     assert_eq!(got.name.as_deref(), Some("Ana"));
     assert!(!got.can_publish);
@@ -174,13 +177,14 @@ fn tokens_from_python_verify_and_bad_ones_are_refused_with_the_reason() {
         v.verify(&format!("{}=.{}.{}", parts[0], parts[1], parts[2]), t),
         Err(TokenError::BadBase64 { .. })
     ));
-    assert_eq!(
-        v.verify(&"x".repeat(5000), t),
-        Err(TokenError::TooLong)
-    );
+    assert_eq!(v.verify(&"x".repeat(5000), t), Err(TokenError::TooLong));
     // Missing required claims: exp.
-    let no_exp = python_token(&hs256(), &json!({"iss": KEY, "sub": "u", "room": "demo"}), SECRET)
-        .unwrap();
+    let no_exp = python_token(
+        &hs256(),
+        &json!({"iss": KEY, "sub": "u", "room": "demo"}),
+        SECRET,
+    )
+    .unwrap();
     assert!(matches!(
         v.verify(&no_exp, t),
         Err(TokenError::BadJson { .. })
@@ -216,8 +220,7 @@ fn token_subcommand_mints_tokens_the_server_accepts() {
         "120",
         "--no-subscribe",
     ];
-    let CliCommand::MintToken { config, request } = Config::command_from_args(args).unwrap()
-    else {
+    let CliCommand::MintToken { config, request } = Config::command_from_args(args).unwrap() else {
         panic!("token subcommand expected");
     };
     let verifier = config.access.expect("gated");
@@ -269,9 +272,8 @@ async fn gated_server_refuses_missing_and_bad_tokens_without_leaking_the_room() 
     let server = TestServer::start_with(gated_config()).await;
     let t = now();
     let room = "secret-room";
-    let good = Verifier::new(KEY, SECRET).sign(
-        &Claims::new(KEY, "ana-id", room, t + 300).with_name("Ana from token"),
-    );
+    let good = Verifier::new(KEY, SECRET)
+        .sign(&Claims::new(KEY, "ana-id", room, t + 300).with_name("Ana from token"));
     // Someone is in the room.
     let mut ana = Client::connect(&server).await;
     let joined = ana
@@ -284,7 +286,8 @@ async fn gated_server_refuses_missing_and_bad_tokens_without_leaking_the_room() 
     assert_eq!(joined["resumed"], false);
 
     let mut eve = Client::connect(&server).await;
-    let wrong_secret = Verifier::new(KEY, "not the secret").sign(&Claims::new(KEY, "e", room, t + 300));
+    let wrong_secret =
+        Verifier::new(KEY, "not the secret").sign(&Claims::new(KEY, "e", room, t + 300));
     let expired = Verifier::new(KEY, SECRET).sign(&Claims::new(KEY, "e", room, t - 1));
     let other_room = Verifier::new(KEY, SECRET).sign(&Claims::new(KEY, "e", "lobby", t + 300));
     let cases: [(Option<&str>, &str, &str); 5] = [
@@ -319,7 +322,9 @@ async fn gated_server_refuses_missing_and_bad_tokens_without_leaking_the_room() 
         c
     });
     let joined = eve
-        .request(json!({"type": "join", "version": 1, "room": room, "name": "Eve", "token": listener}))
+        .request(
+            json!({"type": "join", "version": 1, "room": room, "name": "Eve", "token": listener}),
+        )
         .await;
     assert_eq!(joined["type"], "joined", "{joined}");
     assert_eq!(joined["identity"], "bob-id");
@@ -382,16 +387,23 @@ async fn a_dropped_socket_resumes_within_the_grace_period_and_expires_after_it()
     assert_ne!(token2, token);
     // Past the first grace period: she is still in, and Ben saw nothing.
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    let r = ana.request(json!({"type": "chat", "text": "still here"})).await;
+    let r = ana
+        .request(json!({"type": "chat", "text": "still here"}))
+        .await;
     assert_eq!(r["type"], "ok", "{r}");
     let seen = drain(&mut ben, 9001).await;
     assert_eq!(flicker(&seen, &ana_id), Vec::<Value>::new(), "{seen:?}");
-    assert!(seen.iter().any(|m| m["type"] == "chat" && m["from"] == ana_id));
+    assert!(
+        seen.iter()
+            .any(|m| m["type"] == "chat" && m["from"] == ana_id)
+    );
 
     // A second socket takes over while the first is still open: the first gets bye.
     let mut ana2 = Client::connect(&server).await;
     let back = ana2
-        .request(json!({"type": "join", "version": 1, "room": "r", "name": "Ana", "resume": token2}))
+        .request(
+            json!({"type": "join", "version": 1, "room": "r", "name": "Ana", "resume": token2}),
+        )
         .await;
     assert_eq!(back["resumed"], true, "{back}");
     let bye = ana.recv_type("bye").await;
@@ -401,12 +413,17 @@ async fn a_dropped_socket_resumes_within_the_grace_period_and_expires_after_it()
     // The old socket closing does not detach the participant now held by the new one.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     ana2.assert_alive().await;
-    let r = ana2.request(json!({"type": "chat", "text": "taken over"})).await;
+    let r = ana2
+        .request(json!({"type": "chat", "text": "taken over"}))
+        .await;
     assert_eq!(r["type"], "ok", "{r}");
     // No leave or join flicker reached Ben in all this.
     let seen = drain(&mut ben, 9002).await;
     assert_eq!(flicker(&seen, &ana_id), Vec::<Value>::new(), "{seen:?}");
-    assert!(seen.iter().any(|m| m["type"] == "chat" && m["text"] == "taken over"));
+    assert!(
+        seen.iter()
+            .any(|m| m["type"] == "chat" && m["text"] == "taken over")
+    );
     let (mut carl, _) = Client::join(&server, "r", "Carl").await;
 
     // Now she vanishes for good: after the grace period Ben and Carl are told.
@@ -414,10 +431,15 @@ async fn a_dropped_socket_resumes_within_the_grace_period_and_expires_after_it()
     let left = ben.recv_type("participant_left").await;
     assert_eq!(left["participant_id"], ana_id);
     assert_eq!(left["reason"], "disconnected");
-    assert_eq!(carl.recv_type("participant_left").await["participant_id"], ana_id);
+    assert_eq!(
+        carl.recv_type("participant_left").await["participant_id"],
+        ana_id
+    );
     let mut late = Client::connect(&server).await;
     let r = late
-        .request(json!({"type": "join", "version": 1, "room": "r", "name": "Ana", "resume": token3}))
+        .request(
+            json!({"type": "join", "version": 1, "room": "r", "name": "Ana", "resume": token3}),
+        )
         .await;
     assert_error(&r, "resume_failed");
     server.stop().await;

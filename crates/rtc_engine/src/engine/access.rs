@@ -167,7 +167,10 @@ impl Engine {
         };
         let token = self.token_rng.token();
         let Some(p) = self.participants.get_mut(&pid) else {
-            return Err(SignalError::new(ErrorCode::Internal, "participant vanished"));
+            return Err(SignalError::new(
+                ErrorCode::Internal,
+                "participant vanished",
+            ));
         };
         p.access.detached_until = None;
         p.access.resume_token = token.clone();
@@ -240,15 +243,17 @@ mod tests {
 
     #[test]
     fn tokens_are_128_bit_hex_and_differ() {
-        let mut config = EngineConfig::new(
-            tympan_dtls::DtlsCertificate::generate().expect("certificate"),
-        );
+        let mut config =
+            EngineConfig::new(tympan_dtls::DtlsCertificate::generate().expect("certificate"));
         config.secret_seed = [9; 32];
         let mut rng = TokenRng::new(&config);
         let a = rng.token();
         let b = rng.token();
         assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
         // Another key gives other tokens.
         config.secret_seed = [10; 32];

@@ -600,7 +600,8 @@ impl Negotiation {
         };
         if let Some(prev) = &self.transport {
             if !ice_restart
-                && (prev.remote_ufrag != params.remote_ufrag || prev.remote_pwd != params.remote_pwd)
+                && (prev.remote_ufrag != params.remote_ufrag
+                    || prev.remote_pwd != params.remote_pwd)
             {
                 return Err(PeerError::Negotiation(
                     "new ice-ufrag/ice-pwd in an answer (only a remote offer may restart ICE)"
