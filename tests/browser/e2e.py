@@ -675,6 +675,52 @@ def check_error_metric(base_url, code):
     say(f"metrics: {n:.0f} {code} error(s) counted")
 
 
+def check_socket_drop_resume(ids, dropper, others, media, audio_from=None):
+    """Reconnect without refresh: `dropper`'s WebSocket is closed abruptly (no `leave`, the
+    page stays). The others see no participant_left/participant_joined for it; it comes back
+    with `joined {resumed: true}` and the same participant id; media keeps flowing both ways."""
+    pid = ids[dropper.label]
+    say(f"{dropper.label}'s WebSocket is dropped (not the page): it resumes as {pid}")
+    marks = {}
+    for o in others:
+        lines = o.page_log()
+        marks[o.label] = lines[-1] if lines else None
+    before = dropper.js("return window.tympanTest.access()")
+    if not dropper.js("return window.tympanTest.dropSocket()"):
+        raise Failure(f"{dropper.label} had no WebSocket to drop")
+
+    def resumed():
+        acc = dropper.js("return window.tympanTest.access()")
+        st = dropper.state()
+        if acc["resumeFailures"] > before["resumeFailures"]:
+            raise Failure(f"{dropper.label}: resume_failed (fell back to a full rejoin)")
+        if acc["resumes"] <= before["resumes"] or st["status"] not in ("joined", "connected"):
+            raise Failure(f"{dropper.label}: resumes {acc['resumes']}, status {st['status']!r}")
+        return st
+    st = wait_for(f"{dropper.label} resumed", resumed)
+    if st["self"]["id"] != pid:
+        raise Failure(f"{dropper.label} came back as {st['self']['id']}, expected {pid}")
+    if not any('"resumed":true' in line for line in dropper.page_log()):
+        raise Failure(f"{dropper.label}: no `joined` with resumed: true in its log")
+    expected = sorted(p for p in ids.values() if p != pid and any(ids[o.label] == p for o in others))
+    if sorted(p["id"] for p in st["participants"]) != expected:
+        raise Failure(f"{dropper.label} sees {[p['id'] for p in st['participants']]} after resuming")
+    for o in others:
+        lines = o.page_log()
+        if marks[o.label] in lines:
+            lines = lines[lines.index(marks[o.label]) + 1:]
+        flicker = [line for line in lines
+                   if ('"type":"participant_left"' in line and f'"participant_id":"{pid}"' in line)
+                   or ('"type":"participant_joined"' in line and f'"id":"{pid}"' in line)]
+        if flicker:
+            raise Failure(f"{o.label} saw {dropper.label} leave/join: {flicker}")
+        if pid not in [p["id"] for p in o.state()["participants"]]:
+            raise Failure(f"{o.label} no longer lists {dropper.label}")
+        say(f"  {o.label} saw no leave/join of {dropper.label}")
+    if media:
+        check_media_flows(ids, [dropper, *others], audio_from=audio_from)
+
+
 def run_scenario(base_url, wd, profiles, server, media=True):
     """Runs the scenario of the module docstring; raises Failure. Returns whether step 7
     provoked a glare."""
@@ -944,6 +990,8 @@ def run_scenario(base_url, wd, profiles, server, media=True):
         if transport != "tcp":
             raise Failure(f"D: selected ICE candidate pair is {transport!r}, expected tcp")
 
+    check_socket_drop_resume(ids, a, [b, d], media, audio_from=[a, b])
+
     if server is not None:
         say("the server restarts: the pages say so and rejoin by themselves")
         server.stop()
@@ -1085,6 +1133,7 @@ def main():
         checked = ["join", "participants", "chat", "mute", "leave", "denied microphone"]
         checked += ["glare"] if glare else []
         checked += ["a browser watches a WHIP publisher"] if whip else []
+        checked.append("WebSocket dropped and resumed")
         if not args.no_media:
             checked[2:2] = ["audio and video both ways", "speaking indicators", "video tiles"]
             checked.append("ICE-TCP")

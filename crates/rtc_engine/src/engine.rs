@@ -36,6 +36,9 @@ mod speaking_engine;
 
 mod whip_sessions;
 
+mod access;
+pub use access::JoinOptions;
+
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a removed participant's peer is kept to flush its DTLS close_notify.
@@ -65,6 +68,12 @@ pub struct EngineConfig {
     /// Rooms with more participants than this switch to last-N audio (default 20; 0 = every
     /// room).
     pub last_n_threshold: usize,
+    /// How long a participant whose signalling connection went away is kept for
+    /// [`Engine::resume`] (default 20 s).
+    pub resume_grace: Duration,
+    /// Key of the generator of resume tokens: fill it from the operating system's random
+    /// source in production (the default, all zeros, makes tokens predictable).
+    pub secret_seed: [u8; 32],
 }
 
 impl EngineConfig {
@@ -81,6 +90,8 @@ impl EngineConfig {
             chat_history: 100,
             last_n: 3,
             last_n_threshold: 20,
+            resume_grace: Duration::from_secs(20),
+            secret_seed: [0; 32],
         }
     }
 }
@@ -249,6 +260,8 @@ struct Participant {
     slots: Vec<crate::last_n::Slot>,
     /// The last `speaking` event about this participant.
     speaking_notified: crate::speaking::SpeakingNotified,
+    /// Grants, resume token, detached state.
+    access: access::ParticipantAccess,
 }
 
 impl Participant {
@@ -292,6 +305,7 @@ pub struct Engine {
     speech_tick: Option<Instant>,
     /// WHIP publishers and WHEP viewers (participants without a WebSocket).
     sessions: crate::whip::Sessions,
+    token_rng: access::TokenRng,
 }
 
 impl fmt::Debug for Engine {
@@ -382,6 +396,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             rng: SeedRng::new(config.seed),
+            token_rng: access::TokenRng::new(&config),
             config,
             dtls: Arc::new(dtls),
             local_candidates,
@@ -432,6 +447,16 @@ impl Engine {
     /// [`Notice::ParticipantJoined`]. Errors: `bad_name`, `room_full`, `internal` after
     /// [`Engine::close`].
     pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, SignalError> {
+        self.join_with(now, room, name, JoinOptions::default())
+    }
+
+    fn join_inner(
+        &mut self,
+        now: Instant,
+        room: &str,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, SignalError> {
         if self.closed {
             return Err(SignalError::new(
                 ErrorCode::Internal,
@@ -471,7 +496,9 @@ impl Engine {
             tuples: Vec::new(),
             slots: Vec::new(),
             speaking_notified: Default::default(),
+            access: access::ParticipantAccess::new(options.clone(), self.token_rng.token()),
         };
+        let resume_token = participant.access.resume_token.clone();
         let info = participant.info(id);
         self.participants.insert(id, participant);
         let participants = others
@@ -491,6 +518,10 @@ impl Engine {
             room: room.to_owned(),
             participants,
             chat_history,
+            identity: options.identity,
+            can_publish: options.can_publish,
+            can_subscribe: options.can_subscribe,
+            resume_token,
         })
     }
 
@@ -527,6 +558,8 @@ impl Engine {
             ));
         }
         let created = p.peer.is_none();
+        let can_publish = p.access.options.can_publish;
+        let old_ufrag = p.peer.as_ref().map(|peer| peer.local_ufrag().to_owned());
         let peer = p.peer.get_or_insert_with(|| {
             Peer::new(
                 PeerConfig {
@@ -538,6 +571,9 @@ impl Engine {
                 now,
             )
         });
+        if created {
+            peer.set_accept_media(can_publish);
+        }
         let answer = match peer.accept_offer(now, sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -548,6 +584,10 @@ impl Engine {
             }
         };
         if created {
+            self.router.insert(peer.local_ufrag().to_owned(), pid);
+        } else if let Some(old) = old_ufrag.filter(|old| old != peer.local_ufrag()) {
+            // ICE restart: checks now carry the new ufrag.
+            self.router.remove(&old);
             self.router.insert(peer.local_ufrag().to_owned(), pid);
         }
         p.answered = true;
@@ -797,13 +837,16 @@ impl Engine {
         Ok(())
     }
 
-    /// The next notice for some participant, in the order they must be delivered.
+    /// The next notice for some participant, in the order they must be delivered. Notices
+    /// for detached participants ([`Engine::detach`]) are dropped.
     pub fn poll_notice(&mut self) -> Option<(ParticipantId, Notice)> {
-        // WHIP/WHEP sessions have no WebSocket: their notices are dropped here.
+        // WHIP/WHEP sessions have no WebSocket and detached participants have lost theirs:
+        // their notices are dropped here.
         while let Some((to, notice)) = self.notices.pop_front() {
-            if !self.sessions.is_headless(to) {
-                return Some((to, notice));
+            if self.sessions.is_headless(to) || self.is_detached(to) {
+                continue;
             }
+            return Some((to, notice));
         }
         None
     }
@@ -831,6 +874,13 @@ impl Engine {
         };
         if kind == MediaKind::Audio && self.in_last_n(subscriber) {
             return false; // heard through the subscriber's slots
+        }
+        if self
+            .participants
+            .get(&subscriber)
+            .is_some_and(|q| !q.access.options.can_subscribe)
+        {
+            return false;
         }
         let ssrc = self.rng.ssrc();
         let seed = self.rng.next_u64();
@@ -962,8 +1012,12 @@ impl Engine {
         let Some(p) = self.participants.get_mut(&participant) else {
             return;
         };
-        if p.outstanding.is_some() || !p.answered || self.sessions.is_headless(participant) {
-            return; // (WHIP/WHEP have no renegotiation)
+        if p.outstanding.is_some()
+            || !p.answered
+            || p.access.detached_until.is_some()
+            || self.sessions.is_headless(participant)
+        {
+            return; // (WHIP/WHEP have no renegotiation; a detached participant gets it on resume)
         }
         let Some(peer) = p.peer.as_mut() else {
             return;
@@ -993,14 +1047,13 @@ impl Engine {
                     .collect();
                 let negotiation = p.negotiation;
                 self.counters.offers += 1;
-                self.notify(
-                    participant,
-                    Notice::Offer {
-                        negotiation,
-                        sdp,
-                        tracks,
-                    },
-                );
+                let offer = Notice::Offer {
+                    negotiation,
+                    sdp,
+                    tracks,
+                };
+                p.access.last_offer = Some(offer.clone());
+                self.notify(participant, offer);
             }
             Err(e) => tracing::warn!(participant = %participant, error = %e, "create_offer failed"),
         }
@@ -1337,6 +1390,7 @@ impl Engine {
     /// Advances every timer due at `now`: the peers' (ICE consent, DTLS, SCTP, RTCP, NACK,
     /// TWCC), held-back keyframe requests, and the linger of closed peers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_detached(now);
         let mut next = self.participants.keys().next().copied();
         while let Some(pid) = next {
             if let Some(peer) = self
@@ -1402,6 +1456,10 @@ impl Engine {
                 }
             }
         }
+        consider(
+            self.next_detach_deadline()
+                .map(|t| (t, TimeoutReason::RoomHousekeeping)),
+        );
         for (peer, until) in &self.closing {
             consider(Some((*until, TimeoutReason::RoomHousekeeping)));
             consider(peer.poll_timeout());

@@ -31,6 +31,12 @@
 //! - WHIP publishers and WHEP viewers (no WebSocket, one offer/answer over HTTP):
 //!   [`Engine::whip_publish`], [`Engine::whep_subscribe`], [`Engine::end_session`]; the SDP
 //!   side (offer summary, m-line filling, trickle fragments) is in [`whip`].
+//! - Access: [`Engine::join_with`] takes [`JoinOptions`] (identity, may publish, may
+//!   subscribe; the shell checks tokens). Reconnect: when the signalling connection drops the
+//!   shell calls [`Engine::detach`]; the participant keeps its id, tracks and media for
+//!   [`EngineConfig::resume_grace`] (default 20 s) unseen by the others, and
+//!   [`Engine::resume`] with its resume token takes it back. A client offer with new ICE
+//!   credentials restarts ICE (the client moved to another network); DTLS and SRTP stay.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -53,6 +59,12 @@
 //! let (to, notice) = engine.poll_notice().unwrap();
 //! assert_eq!(to, ana.participant);
 //! assert!(matches!(notice, Notice::ParticipantJoined(p) if p.id == ben.participant));
+//!
+//! // Ana's WebSocket drops: she stays (for `resume_grace`) and comes back on a new one.
+//! engine.detach(start, ana.participant);
+//! let back = engine.resume(start, &ana.resume_token).unwrap();
+//! assert_eq!(back.participant, ana.participant);
+//! assert_eq!(back.participants[0].name, "Ben");
 //!
 //! // The media loop: datagrams in, datagrams out, timers.
 //! let mut now = start;
@@ -101,7 +113,8 @@ pub use engine::room_data::{
     MAX_TOPIC_CHARS, RELIABLE_LABEL, Recipients, delivery_json, parse_envelope,
 };
 pub use engine::{
-    Engine, EngineConfig, EngineCounters, EngineError, KEYFRAME_REQUEST_INTERVAL, RoomSummary,
+    Engine, EngineConfig, EngineCounters, EngineError, JoinOptions, KEYFRAME_REQUEST_INTERVAL,
+    RoomSummary,
 };
 pub use notice::{ErrorCode, LeaveReason, Notice, SignalError};
 pub use peer::{Datagram, TimeoutReason, TransmitMeta, Transport};

@@ -59,6 +59,12 @@ pub enum ErrorCode {
     BadMessage,
     /// A server bug.
     Internal,
+    /// Missing, malformed, badly signed or expired access token (the shell's check).
+    Unauthorized,
+    /// The access token does not allow this room or this action.
+    Forbidden,
+    /// Unknown or expired resume token: the client joins afresh.
+    ResumeFailed,
 }
 
 impl ErrorCode {
@@ -76,6 +82,9 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::BadMessage => "bad_message",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ResumeFailed => "resume_failed",
         }
     }
 }
@@ -213,6 +222,9 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::BadMessage,
             ErrorCode::Internal,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::ResumeFailed,
         ] {
             let cell = format!("| `{}` |", code.as_str());
             assert!(

@@ -236,10 +236,18 @@ fn remote_reoffer_must_keep_m_lines() {
     let now = Instant::now();
     let mut p = peer(now);
     let offer = corpus("fuzz-seeds/sdp/opera-1.sdp");
-    p.accept_offer(now, &offer).expect("answer");
+    let first = p.accept_offer(now, &offer).expect("answer");
+    let ufrag_of = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    let first_ufrag = ufrag_of(&first).expect("ufrag");
+    assert_eq!(p.local_ufrag(), first_ufrag);
     // The same offer again (a re-offer with nothing new) is fine and answers the same way.
     let again = p.accept_offer(now, &offer).expect("re-offer");
     assert!(again.contains("a=mid:video"));
+    assert_eq!(ufrag_of(&again), Some(first_ufrag.clone()), "no restart");
     // Dropping an m-line is refused.
     let cut = offer.split("m=application").next().unwrap().replace(
         "a=group:BUNDLE audio video data",
@@ -247,10 +255,25 @@ fn remote_reoffer_must_keep_m_lines() {
     );
     let err = p.accept_offer(now, &cut).unwrap_err();
     assert!(matches!(err, PeerError::Negotiation(_)), "{err}");
-    // An ICE restart (new credentials) is refused: the server does not restart ICE.
+    // An ICE restart (new remote credentials): new local credentials in the answer, and the
+    // peer answers to the new ufrag from now on (RFC 8839 §4.4.1.1.1).
     let restarted = offer.replace("1Jyk4q3nLIL5NiMx", "NEWufragNEWufrag");
-    let err = p.accept_offer(now, &restarted).unwrap_err();
-    assert!(matches!(err, PeerError::Negotiation(_)), "{err}");
+    assert_ne!(restarted, offer);
+    let answer = p
+        .accept_offer(now, &restarted)
+        .expect("ICE restart accepted");
+    let new_ufrag = ufrag_of(&answer).expect("ufrag");
+    assert_ne!(new_ufrag, first_ufrag, "new local ufrag");
+    assert!(new_ufrag.len() >= 4);
+    let pwd = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-pwd:"))
+        .expect("pwd");
+    assert!(pwd.len() >= 22, "RFC 8839: at least 22 characters");
+    assert_eq!(p.local_ufrag(), new_ufrag);
+    // Re-offering the restarted credentials is not another restart.
+    let again = p.accept_offer(now, &restarted).expect("re-offer");
+    assert_eq!(ufrag_of(&again), Some(new_ufrag));
 }
 
 #[test]

@@ -30,9 +30,22 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Routes this participant's notices to `tx` (after a successful join).
-    pub(crate) fn register(&mut self, participant: ParticipantId, tx: NoticeTx) {
-        self.routes.insert(participant, tx);
+    /// Routes this participant's notices to `tx` (after a successful join); returns the
+    /// route it replaces (a resume taking over from a socket not yet seen closed).
+    pub(crate) fn register(
+        &mut self,
+        participant: ParticipantId,
+        tx: NoticeTx,
+    ) -> Option<NoticeTx> {
+        self.routes.insert(participant, tx)
+    }
+
+    /// Whether `participant`'s notices go to `tx`, or nowhere (false once another socket
+    /// resumed the participant).
+    pub(crate) fn routes_to(&self, participant: ParticipantId, tx: &NoticeTx) -> bool {
+        self.routes
+            .get(&participant)
+            .is_none_or(|r| r.same_channel(tx))
     }
 
     /// Stops routing notices to this participant (it left or its socket closed).

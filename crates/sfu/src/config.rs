@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -23,6 +24,8 @@ pub const DEFAULT_LAST_N_THRESHOLD: usize = 20;
 pub const DEFAULT_LOG: &str = "info";
 /// Default number of chat messages a room keeps for late joiners.
 pub const DEFAULT_CHAT_HISTORY: usize = 100;
+/// Default time a participant whose WebSocket dropped is kept for `join {resume}`.
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(20);
 
 /// Everything the server needs to start. Build it with [`Config::default`] (laptop defaults),
 /// [`Config::ephemeral`] (loopback, port 0: for tests) or [`Config::from_cli`].
@@ -49,6 +52,11 @@ pub struct Config {
     pub last_n: usize,
     /// Rooms with more participants than this use last-N audio (0: every room).
     pub last_n_threshold: usize,
+    /// Token-gated mode: `join` needs a token signed with this key's secret. `None` (no
+    /// `--api-key`/`--api-secret`): open mode, anyone may join any room.
+    pub access: Option<crate::token::Verifier>,
+    /// How long a participant whose WebSocket dropped keeps its place (`--resume-grace`).
+    pub resume_grace: Duration,
 }
 
 impl Default for Config {
@@ -63,6 +71,8 @@ impl Default for Config {
             chat_history: DEFAULT_CHAT_HISTORY,
             last_n: DEFAULT_LAST_N,
             last_n_threshold: DEFAULT_LAST_N_THRESHOLD,
+            access: None,
+            resume_grace: DEFAULT_RESUME_GRACE,
         }
     }
 }
@@ -116,9 +126,27 @@ impl std::error::Error for ConfigError {}
 )]
 struct Cli {
     /// TOML file with any of: http, udp, tcp, public_ip, log, max_room_size, chat_history,
-    /// last_n, last_n_threshold.
-    #[arg(long, env = "TYMPAN_CONFIG", value_name = "PATH")]
+    /// last_n, last_n_threshold, api_key, api_secret, resume_grace.
+    #[arg(long, env = "TYMPAN_CONFIG", value_name = "PATH", global = true)]
     config: Option<PathBuf>,
+    /// API key: with --api-secret, rooms are token-gated (the `iss` of valid tokens).
+    #[arg(long, env = "TYMPAN_API_KEY", value_name = "KEY", global = true)]
+    api_key: Option<String>,
+    /// API secret signing the tokens (HMAC-SHA256); never logged.
+    #[arg(
+        long,
+        env = "TYMPAN_API_SECRET",
+        value_name = "SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    api_secret: Option<String>,
+    /// Seconds a participant whose WebSocket dropped keeps its place. [default: 20]
+    #[arg(long, env = "TYMPAN_RESUME_GRACE", value_name = "SECS")]
+    resume_grace: Option<u64>,
+    /// Subcommand (none: run the server).
+    #[command(subcommand)]
+    command: Option<SubCommand>,
     /// HTTP address (web room, /ws, /healthz). [default: 127.0.0.1:8080]
     #[arg(long, env = "TYMPAN_HTTP", value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -154,6 +182,74 @@ struct Cli {
     last_n_threshold: Option<usize>,
 }
 
+/// Subcommands of the server binary.
+#[derive(Debug, clap::Subcommand)]
+enum SubCommand {
+    /// Print an access token for a token-gated server (same --api-key/--api-secret).
+    Token {
+        /// The room the token opens.
+        #[arg(long)]
+        room: String,
+        /// The identity (`sub`).
+        #[arg(long)]
+        identity: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds. [default: 3600]
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// The token does not allow publishing.
+        #[arg(long)]
+        no_publish: bool,
+        /// The token does not allow receiving the others' tracks.
+        #[arg(long)]
+        no_subscribe: bool,
+    },
+}
+
+/// What the command line asks for: run the server, or mint a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server with this configuration.
+    Serve(Config),
+    /// `token …`: print a token (the configuration must be token-gated).
+    MintToken {
+        /// The server configuration (its `access` signs the token).
+        config: Config,
+        /// The token's request.
+        request: MintRequest,
+    },
+}
+
+/// The `token` subcommand's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintRequest {
+    /// `--room`.
+    pub room: String,
+    /// `--identity`.
+    pub identity: String,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--ttl` (seconds).
+    pub ttl: u64,
+    /// Not `--no-publish`.
+    pub can_publish: bool,
+    /// Not `--no-subscribe`.
+    pub can_subscribe: bool,
+}
+
+impl MintRequest {
+    /// The claims of the token, issued at `now` (seconds since the Unix epoch).
+    pub fn claims(&self, api_key: &str, now: u64) -> crate::token::Claims {
+        let mut c = crate::token::Claims::new(api_key, &self.identity, &self.room, now + self.ttl);
+        c.name = self.name.clone();
+        c.can_publish = self.can_publish;
+        c.can_subscribe = self.can_subscribe;
+        c
+    }
+}
+
 /// The TOML file's keys (all optional; unknown keys are an error, to catch typos).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,6 +263,9 @@ struct FileConfig {
     chat_history: Option<usize>,
     last_n: Option<usize>,
     last_n_threshold: Option<usize>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    resume_grace: Option<u64>,
 }
 
 impl Config {
@@ -194,7 +293,51 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(args).map_err(ConfigError::Cli)?;
+        match Self::command_from_args(args)? {
+            Command::Serve(config) | Command::MintToken { config, .. } => Ok(config),
+        }
+    }
+
+    /// The command line as a [`Command`]: serve, or `token …` (mint a token).
+    pub fn command_from_args<I, T>(args: I) -> Result<Command, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cli = Cli::try_parse_from(args).map_err(ConfigError::Cli)?;
+        let sub = cli.command.take();
+        let config = Self::from_parsed(cli)?;
+        Ok(match sub {
+            None => Command::Serve(config),
+            Some(SubCommand::Token {
+                room,
+                identity,
+                name,
+                ttl,
+                no_publish,
+                no_subscribe,
+            }) => {
+                if config.access.is_none() {
+                    return Err(ConfigError::Invalid(
+                        "token needs --api-key and --api-secret (or TYMPAN_API_KEY/TYMPAN_API_SECRET, or the TOML keys)".into(),
+                    ));
+                }
+                Command::MintToken {
+                    config,
+                    request: MintRequest {
+                        room,
+                        identity,
+                        name,
+                        ttl,
+                        can_publish: !no_publish,
+                        can_subscribe: !no_subscribe,
+                    },
+                }
+            }
+        })
+    }
+
+    fn from_parsed(cli: Cli) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
@@ -240,6 +383,24 @@ impl Config {
                 .last_n_threshold
                 .or(file.last_n_threshold)
                 .unwrap_or(d.last_n_threshold),
+            access: match (
+                cli.api_key.or(file.api_key),
+                cli.api_secret.or(file.api_secret),
+            ) {
+                (None, None) => None,
+                (Some(key), Some(secret)) if !key.is_empty() && !secret.is_empty() => {
+                    Some(crate::token::Verifier::new(key, secret))
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "give both --api-key and --api-secret (token-gated rooms), or neither (open rooms)".into(),
+                    ));
+                }
+            },
+            resume_grace: cli
+                .resume_grace
+                .or(file.resume_grace)
+                .map_or(d.resume_grace, Duration::from_secs),
         };
         if config.last_n > 255 {
             return Err(ConfigError::Invalid("last_n must be at most 255".into()));

@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod protocol;
+pub mod token;
 
 mod actor;
 mod http;
@@ -108,6 +109,7 @@ pub struct Server {
     actor: Actor,
     handle: EngineHandle,
     tcp_tx: mpsc::Sender<TcpEvent>,
+    access: Option<token::Verifier>,
 }
 
 impl std::fmt::Debug for Server {
@@ -169,6 +171,8 @@ impl Server {
         engine_config.last_n = config.last_n;
         engine_config.last_n_threshold = config.last_n_threshold;
         engine_config.seed = rand::random();
+        engine_config.secret_seed = rand::random();
+        engine_config.resume_grace = config.resume_grace;
         let advertised = engine_config
             .udp_addrs
             .iter()
@@ -187,6 +191,7 @@ impl Server {
             actor,
             handle,
             tcp_tx,
+            access: config.access,
         })
     }
 
@@ -219,6 +224,7 @@ impl Server {
             actor,
             handle,
             tcp_tx,
+            access,
             ..
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -230,6 +236,7 @@ impl Server {
             shutdown: shutdown_rx,
             alive: alive_tx,
             metrics: std::sync::Arc::new(metrics::Metrics::default()),
+            access: access.map(std::sync::Arc::new),
         });
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let mut http_task = tokio::spawn(
@@ -303,8 +310,23 @@ pub fn init_logging(filter: &str) -> Result<(), String> {
 /// What `examples/sfu.rs` does: configuration from the command line, logs, bind, print the
 /// URL, serve until Ctrl-C (or SIGTERM), shut down cleanly.
 pub async fn run_from_cli() -> Result<(), Box<dyn std::error::Error>> {
-    let config = match Config::from_cli() {
-        Ok(c) => c,
+    let config = match Config::command_from_args(std::env::args_os()) {
+        Ok(config::Command::Serve(c)) => c,
+        Ok(config::Command::MintToken { config, request }) => {
+            // `sfu token …`: print a token and exit.
+            let Some(verifier) = config.access else {
+                return Err("token needs --api-key and --api-secret".into());
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            println!(
+                "{}",
+                verifier.sign(&request.claims(verifier.api_key(), now))
+            );
+            return Ok(());
+        }
         Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => return Err(e.into()),
     };

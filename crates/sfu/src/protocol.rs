@@ -67,6 +67,12 @@ pub enum Request {
         room: String,
         /// Display name.
         name: String,
+        /// Access token (JWT) of a token-gated server.
+        #[serde(default)]
+        token: Option<String>,
+        /// Resume token of an earlier `joined`: take that participant back.
+        #[serde(default)]
+        resume: Option<String>,
     },
     /// The client's SDP offer.
     Offer {
@@ -329,6 +335,16 @@ pub enum ServerMessage {
         participants: Vec<ParticipantJson>,
         /// The room's last chat messages, oldest first.
         chat_history: Vec<ChatEntryJson>,
+        /// Secret for `join {resume}` after a dropped connection.
+        resume_token: String,
+        /// True when this reply resumed an earlier participant.
+        resumed: bool,
+        /// The token's identity (`sub`), `null` in open mode.
+        identity: Option<String>,
+        /// May publish.
+        can_publish: bool,
+        /// Receives the others' tracks.
+        can_subscribe: bool,
     },
     /// Reply to a client `offer`, or (with `negotiation` and no id) ... see [`ServerMessage::Offer`].
     Answer {
@@ -608,6 +624,11 @@ mod tests {
                     text: "hi".into(),
                     ts: 1_764_000_000_000,
                 }],
+                resume_token: "r".into(),
+                resumed: false,
+                identity: None,
+                can_publish: true,
+                can_subscribe: true,
             }
             .to_json(),
         )
@@ -616,7 +637,8 @@ mod tests {
             v,
             serde_json::json!({"type":"joined","id":1,"participant_id":"p2","room":"demo",
                 "participants":[{"id":"p1","name":"Ben","tracks":[{"id":"t1","kind":"audio","source":"microphone","muted":false}]}],
-                "chat_history":[{"from":"p1","name":"Ben","text":"hi","ts":1_764_000_000_000u64}]})
+                "chat_history":[{"from":"p1","name":"Ben","text":"hi","ts":1_764_000_000_000u64}],
+                "resume_token":"r","resumed":false,"identity":null,"can_publish":true,"can_subscribe":true})
         );
         let v: Value = serde_json::from_str(
             &ServerMessage::ActiveSpeakers {

@@ -38,6 +38,8 @@ pub(crate) struct SocketContext {
     pub(crate) alive: mpsc::Sender<()>,
     /// Signalling error counts and the WebSocket gauge (`/metrics`).
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Token-gated mode (`None`: open rooms).
+    pub(crate) access: Option<std::sync::Arc<crate::token::Verifier>>,
 }
 
 /// What to do after handling one frame.
@@ -128,10 +130,15 @@ async fn run(socket: WebSocket, ctx: SocketContext) {
         }
     }
     if let (Some(me), false) = (s.me, engine_done) {
-        info!("websocket closed; leaving");
+        // Not a `leave`: keep the participant for the resume grace period (unless another
+        // socket has resumed it already).
+        info!("websocket closed; participant detached for a resume");
+        let tx = s.notice_tx.clone();
         s.ctx.engine.cast(move |core, now| {
-            core.unregister(me);
-            core.engine.leave(now, me, LeaveReason::Disconnected);
+            if core.routes_to(me, &tx) {
+                core.unregister(me);
+                core.engine.detach(now, me);
+            }
         });
     } else {
         debug!("websocket closed");
@@ -248,10 +255,16 @@ impl Session {
                     version,
                     room,
                     name,
+                    token,
+                    resume,
                 },
                 _,
             ) => {
-                return (self.join(id, version, room, name).await, Flow::Continue);
+                let reply = match resume {
+                    Some(resume) if version == PROTOCOL_VERSION => self.resume(id, resume).await,
+                    _ => self.join(id, version, room, name, token).await,
+                };
+                return (reply, Flow::Continue);
             }
             (Request::Offer { sdp, tracks }, Some(me)) => {
                 let mut announced = Vec::with_capacity(tracks.len());
@@ -355,6 +368,7 @@ impl Session {
         version: u64,
         room: String,
         name: String,
+        token: Option<String>,
     ) -> ServerMessage {
         if version != PROTOCOL_VERSION {
             return ServerMessage::error(
@@ -363,13 +377,26 @@ impl Session {
                 format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
             );
         }
+        let (name, options) = match crate::token::check_join(
+            self.ctx.access.as_deref(),
+            token.as_deref(),
+            &room,
+            name,
+            unix_now(),
+        ) {
+            Ok(granted) => granted,
+            Err(e) => {
+                info!(code = e.code(), error = %e, "join refused");
+                return ServerMessage::error(id, e.code(), e.to_string());
+            }
+        };
         let tx = self.notice_tx.clone();
         let span = tracing::Span::current();
         let result = self
             .ctx
             .engine
             .call(move |core, now| {
-                let joined = core.engine.join(now, &room, &name);
+                let joined = core.engine.join_with(now, &room, &name, options);
                 if let Ok(j) = &joined {
                     core.register(j.participant, tx);
                 }
@@ -382,26 +409,79 @@ impl Session {
                 span.record("room", field::display(&joined.room));
                 span.record("participant", field::display(joined.participant));
                 info!(others = joined.participants.len(), "joined");
-                ServerMessage::Joined {
-                    id,
-                    participant_id: joined.participant.to_string(),
-                    room: joined.room,
-                    participants: joined.participants.iter().map(participant_json).collect(),
-                    chat_history: joined
-                        .chat_history
-                        .into_iter()
-                        .map(|c| ChatEntryJson {
-                            from: c.from.to_string(),
-                            name: c.name,
-                            text: c.text,
-                            ts: c.timestamp_ms,
-                        })
-                        .collect(),
-                }
+                joined_message(id, joined, false)
             }
             other => reply_of(id, other.map(|r| r.map(|_| ServerMessage::Ok { id }))),
         }
     }
+
+    /// `join {resume}`: take an earlier participant over (see `Engine::resume`).
+    async fn resume(&mut self, id: Option<u64>, resume: String) -> ServerMessage {
+        let tx = self.notice_tx.clone();
+        let span = tracing::Span::current();
+        let result = self
+            .ctx
+            .engine
+            .call(move |core, now| {
+                let joined = core.engine.resume(now, &resume);
+                if let Ok(j) = &joined
+                    && let Some(old) = core.register(j.participant, tx)
+                {
+                    // An older socket still held it: tell that one to go away.
+                    let _ = old.send(Notice::Removed {
+                        reason: LeaveReason::Disconnected,
+                    });
+                }
+                joined
+            })
+            .await;
+        match result {
+            Ok(Ok(joined)) => {
+                self.me = Some(joined.participant);
+                span.record("room", field::display(&joined.room));
+                span.record("participant", field::display(joined.participant));
+                info!(others = joined.participants.len(), "resumed");
+                joined_message(id, joined, true)
+            }
+            other => reply_of(id, other.map(|r| r.map(|_| ServerMessage::Ok { id }))),
+        }
+    }
+}
+
+fn joined_message(
+    id: Option<u64>,
+    joined: tympan_rtc_engine::Joined,
+    resumed: bool,
+) -> ServerMessage {
+    ServerMessage::Joined {
+        id,
+        participant_id: joined.participant.to_string(),
+        room: joined.room,
+        participants: joined.participants.iter().map(participant_json).collect(),
+        chat_history: joined
+            .chat_history
+            .into_iter()
+            .map(|c| ChatEntryJson {
+                from: c.from.to_string(),
+                name: c.name,
+                text: c.text,
+                ts: c.timestamp_ms,
+            })
+            .collect(),
+        resume_token: joined.resume_token,
+        resumed,
+        identity: joined.identity,
+        can_publish: joined.can_publish,
+        can_subscribe: joined.can_subscribe,
+    }
+}
+
+/// Seconds since the Unix epoch (token `exp`/`nbf`).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn reply_of(

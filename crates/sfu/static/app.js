@@ -41,6 +41,17 @@
 // `tympan-data-lossy` (unordered, no retransmissions) before its first offer. "Raise hand"
 // travels on the reliable one (topic `hand`; a newcomer asks with `hand-sync` and raised hands
 // answer it alone), emoji reactions on the lossy one (topic `reaction`).
+//   window.tympanTest.dropSocket() -> close the WebSocket abruptly (no `leave`): the page
+//                                  keeps its peer connection and resumes (`join {resume}`)
+//   window.tympanTest.access() -> {resumes, resumeFailures, iceRestarts, identity, canPublish,
+//                                  canSubscribe}
+//
+// Reconnecting: when the WebSocket drops, the RTCPeerConnection stays; the page reconnects
+// with backoff and sends `join` with the last `resume_token`. `resumed: true` keeps
+// everything (the participant list is refreshed from the reply); `resume_failed` falls back
+// to a full rejoin (new peer connection). When ICE goes `failed`, or stays `disconnected` for
+// 3 s, the page calls `pc.restartIce()` and offers again. `?token=<JWT>` in the URL is sent
+// with `join` (token-gated servers).
 'use strict';
 
 (() => {
@@ -53,6 +64,10 @@
   // `?transport=tcp` (or `udp`) keeps only the server's candidates of that transport: a way to
   // try ICE over TCP (RFC 6544) as on a network that blocks UDP. Read once, at page load.
   const ONLY_TRANSPORT = (new URLSearchParams(location.search).get('transport') || '').toLowerCase();
+  // `?token=<JWT>`: the access token of a token-gated server (docs/signalling.md, Tokens).
+  const TOKEN = new URLSearchParams(location.search).get('token') || '';
+  // ICE `disconnected` for this long triggers an ICE restart.
+  const ICE_RESTART_AFTER_MS = 3000;
 
   // Drops the server's a=candidate lines of the other transport when ONLY_TRANSPORT is set.
   function filterCandidates(sdp) {
@@ -139,7 +154,7 @@
       store.set('room', room);
       store.set('name', name);
       if (location.pathname !== `/room/${encodeURIComponent(room)}`) {
-        history.pushState({}, '', `/room/${encodeURIComponent(room)}${ONLY_TRANSPORT ? location.search : ''}`);
+        history.pushState({}, '', `/room/${encodeURIComponent(room)}${ONLY_TRANSPORT || TOKEN ? location.search : ''}`);
       }
       $('join-button').disabled = true;
       session = new Session(room, name);
@@ -304,6 +319,9 @@
       this.dataChannel = null; // tympan-data
       this.lossyChannel = null; // tympan-data-lossy
       this.handRaised = false;
+      this.resumeToken = null; // from the last `joined`: lets a new socket take us back
+      this.access = { resumes: 0, resumeFailures: 0, iceRestarts: 0, identity: null, canPublish: true, canSubscribe: true };
+      this.iceTimer = null;
     }
 
     async start() {
@@ -363,7 +381,7 @@
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
         log('websocket closed', event.code, event.reason || '');
-        this.connectionLost('The connection to the server was lost.');
+        this.socketLost('The connection to the server was lost.');
       };
       ws.onerror = () => log('websocket error');
     }
@@ -457,10 +475,29 @@
     }
 
     async join() {
-      const reply = await this.request({ type: 'join', version: 1, room: this.room, name: this.name });
+      const request = { type: 'join', version: 1, room: this.room, name: this.name };
+      if (TOKEN) request.token = TOKEN;
+      if (this.resumeToken && this.pc) request.resume = this.resumeToken;
+      const reply = await this.request(request);
+      if (reply.type !== 'joined' && reply.code === 'resume_failed') {
+        // Our place is gone (grace period over): a full rejoin with a new peer connection.
+        log('resume failed: joining afresh');
+        this.access.resumeFailures += 1;
+        this.resumeToken = null;
+        this.teardown();
+        this.connect();
+        return;
+      }
+      if (reply.type === 'joined') {
+        this.resumeToken = reply.resume_token || null;
+        this.access.identity = reply.identity === undefined ? null : reply.identity;
+        this.access.canPublish = reply.can_publish !== false;
+        this.access.canSubscribe = reply.can_subscribe !== false;
+        if (reply.resumed && this.pc) { this.onResumed(reply); return; }
+      }
       if (reply.type !== 'joined') {
         if (reply.code === 'disconnected') return; // the socket closed: already reconnecting
-        const fatal = ['bad_name', 'room_full', 'unsupported_version', 'too_large'].includes(reply.code);
+        const fatal = ['bad_name', 'room_full', 'unsupported_version', 'too_large', 'unauthorized', 'forbidden'].includes(reply.code);
         if (fatal) {
           this.leaving = true;
           this.teardown();
@@ -482,6 +519,63 @@
       for (const p of reply.participants || []) this.upsertParticipant(p);
       this.showChatHistory(reply.chat_history);
       this.setupPeer();
+    }
+
+    // The server took us back on a new socket: same id, tracks and peer connection.
+    onResumed(reply) {
+      this.access.resumes += 1;
+      this.attempt = 0;
+      log('resumed as', reply.participant_id);
+      notice('connection', 'Reconnected.', 'info');
+      setTimeout(() => { if (notices.get('connection') && this.ws && this.ws.readyState === 1) notice('connection', null); }, 3000);
+      const pc = this.pc;
+      setStatus(pc && pc.connectionState === 'connected' ? 'connected' : 'joined',
+        pc && pc.connectionState === 'connected' ? 'connected' : 'joined');
+      const present = new Set((reply.participants || []).map((p) => p.id));
+      for (const id of [...this.participants.keys()]) if (!present.has(id)) this.removeParticipant(id);
+      for (const p of reply.participants || []) this.upsertParticipant(p);
+      this.queue(async () => {
+        if (this.pc !== pc || !pc) return;
+        // An offer of ours that the old socket never got answered: take it back, offer again.
+        if (pc.signalingState === 'have-local-offer') {
+          await pc.setLocalDescription({ type: 'rollback' });
+          this.needOffer = true;
+        }
+        this.offerInFlight = false;
+        if (pc.connectionState === 'failed' || pc.connectionState === 'disconnected') this.restartIce('after resume');
+        await this.maybeOffer();
+      });
+      this.refreshRemoteMedia();
+    }
+
+    // The WebSocket closed (not a `bye`): keep the peer connection and resume on a new socket.
+    socketLost(why) {
+      if (this.leaving) return;
+      if (!this.pc || !this.resumeToken) { this.connectionLost(why); return; }
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) { ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch (e) { /* already closed */ } }
+      for (const { resolve } of this.pending.values()) resolve({ type: 'error', code: 'disconnected', message: 'connection closed' });
+      this.pending.clear();
+      if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+      this.attempt += 1;
+      // Quick at first (the server keeps our place for 20 s), then slower.
+      const delay = Math.min(5000, 250 * 2 ** (this.attempt - 1)) * (0.8 + Math.random() * 0.4);
+      notice('connection', `${why} Reconnecting…`, 'warn');
+      setStatus('reconnecting', 'reconnecting…');
+      this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect(); }, delay);
+    }
+
+    // New ICE credentials and an offer: recovers the media path after a network change.
+    restartIce(why) {
+      const pc = this.pc;
+      if (!pc || pc.signalingState === 'closed') return;
+      if (this.iceTimer) { clearTimeout(this.iceTimer); this.iceTimer = null; }
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return; // done after the resume
+      log('ICE restart:', why);
+      this.access.iceRestarts += 1;
+      pc.restartIce();
+      this.queueOffer();
     }
 
     // ------------------------------------------------------------ participants
@@ -528,13 +622,20 @@
       pc.onconnectionstatechange = () => {
         if (this.pc !== pc) return;
         log('peer connection', pc.connectionState);
+        if (this.iceTimer) { clearTimeout(this.iceTimer); this.iceTimer = null; }
         if (pc.connectionState === 'connected') {
           setStatus('connected', 'connected');
           notice('media', null);
         } else if (pc.connectionState === 'disconnected') {
           setStatus('unstable', 'media interrupted…');
+          this.iceTimer = setTimeout(() => { this.iceTimer = null; if (this.pc === pc && pc.connectionState === 'disconnected') this.restartIce('disconnected'); }, ICE_RESTART_AFTER_MS);
         } else if (pc.connectionState === 'failed') {
-          this.connectionLost('The media connection to the server failed.');
+          // First an ICE restart; if the media path is still failed 15 s later, start over.
+          this.restartIce('failed');
+          this.iceTimer = setTimeout(() => {
+            this.iceTimer = null;
+            if (this.pc === pc && pc.connectionState === 'failed') this.connectionLost('The media connection to the server failed.');
+          }, 15000);
         }
       };
       this.statsTimer = setInterval(() => this.pollLevels(), 300);
@@ -708,6 +809,9 @@
           log('server offer during our offer: rolling back');
           await pc.setLocalDescription({ type: 'rollback' });
           this.needOffer = true;
+        } else if (pc.signalingState === 'have-remote-offer') {
+          // The same offer again after a resume (our answer was lost with the old socket).
+          await pc.setRemoteDescription({ type: 'rollback' });
         }
         await pc.setRemoteDescription({ type: 'offer', sdp: filterCandidates(msg.sdp) });
         await pc.setLocalDescription(await pc.createAnswer());
@@ -978,6 +1082,8 @@
       this.activeSpeakers = [];
       if (this.statsTimer) clearInterval(this.statsTimer);
       this.statsTimer = null;
+      if (this.iceTimer) clearTimeout(this.iceTimer);
+      this.iceTimer = null;
       for (const id of [...this.participants.keys()]) this.removeParticipant(id);
       this.selfId = null;
     }
@@ -1129,6 +1235,12 @@
       const isOpen = (ch) => !!ch && ch.readyState === 'open';
       return { reliable: !!session && isOpen(session.dataChannel), lossy: !!session && isOpen(session.lossyChannel) };
     },
+    dropSocket() {
+      if (!session || !session.ws) return false;
+      session.ws.close(); // no `leave`: the server keeps us for the resume grace period
+      return true;
+    },
+    access() { return session ? { ...session.access } : null; },
   };
 
   initRoomControls();

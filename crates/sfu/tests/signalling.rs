@@ -164,7 +164,10 @@ async fn rate_limit_answers_with_errors_and_recovers() {
 
 #[tokio::test]
 async fn two_participants_see_each_other_chat_and_leave() {
-    let server = TestServer::start().await;
+    // A short resume grace: a vanished socket is reported once it is over.
+    let mut config = tympan_sfu::Config::ephemeral();
+    config.resume_grace = Duration::from_millis(300);
+    let server = TestServer::start_with(config).await;
     let (mut ana, joined_a) = Client::join(&server, "room-1", "Ana").await;
     let ana_id = joined_a["participant_id"].as_str().unwrap().to_string();
     let (mut ben, joined_b) = Client::join(&server, "room-1", "Ben").await;

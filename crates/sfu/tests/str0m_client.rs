@@ -424,7 +424,10 @@ fn check_forwarded(from: &Str0mPeer, to: &Str0mPeer, kind: MediaKind) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn str0m_clients_exchange_media_through_the_sfu() {
-    let server = TestServer::start().await;
+    // A short resume grace: Carl's vanished socket is reported once it is over.
+    let mut config = tympan_sfu::Config::ephemeral();
+    config.resume_grace = Duration::from_millis(300);
+    let server = TestServer::start_with(config).await;
     let mut ana = Str0mPeer::join(
         &server,
         "str0m",

@@ -4,8 +4,9 @@
 //! A [`Peer`] is the server side of one client's peer connection: the client offers, the peer
 //! answers ([`Peer::accept_offer`]); later the peer may offer its own changes (tracks it sends,
 //! [`Peer::add_send_track`] then [`Peer::create_offer`] / [`Peer::accept_answer`]). It is
-//! ICE-lite and controlled, the DTLS server when the offer says `actpass`, and never restarts
-//! ICE or DTLS. Drive it with datagrams and time; it never reads a clock or touches a socket.
+//! ICE-lite and controlled, the DTLS server when the offer says `actpass`; a client offer with
+//! new ICE credentials restarts ICE (new local ufrag/pwd in the answer, see
+//! [`Peer::accept_offer`]) while DTLS and SRTP carry on. Drive it with datagrams and time; it never reads a clock or touches a socket.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -498,13 +499,35 @@ impl Peer {
     /// Remote offer -> our answer (SDP text). Errors: [`PeerError::BadSdp`],
     /// [`PeerError::Negotiation`], [`PeerError::Glare`] (our offer is outstanding; we never
     /// roll back), [`PeerError::Closed`].
+    ///
+    /// An offer whose `ice-ufrag`/`ice-pwd` differ from the previous one is an ICE restart
+    /// (the client called `restartIce()`, typically after its network changed): the answer
+    /// carries new local credentials ([`Peer::local_ufrag`] changes: re-route on it), the
+    /// lite agent starts over while the current path stays in use until the client nominates
+    /// a new one; DTLS, SRTP and SCTP are untouched.
     pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, PeerError> {
         if self.closed {
             return Err(PeerError::Closed);
         }
-        let answer = self.negotiation.accept_offer(sdp)?;
+        let rng = &mut self.rng;
+        let (answer, restarted) = self
+            .negotiation
+            .accept_offer(sdp, || (ice_string(rng, 8), ice_string(rng, 24)))?;
+        if restarted {
+            let (ufrag, pwd) = self.negotiation.local_ice();
+            tracing::debug!(ufrag, "ICE restart");
+            self.ice.restart(Credentials::new(ufrag, pwd));
+        }
         self.after_negotiation(now);
         Ok(answer)
+    }
+
+    /// Whether m-lines the remote sends on are accepted (default true). When false (a
+    /// participant without the right to publish), later answers say `inactive` for them, so
+    /// nothing the remote sends becomes a track; data channels are unaffected. Set it before
+    /// the first [`Peer::accept_offer`].
+    pub fn set_accept_media(&mut self, accept: bool) {
+        self.negotiation.accept_media = accept;
     }
 
     /// Adds a track we send (a subscription); takes effect in the next
@@ -1022,6 +1045,15 @@ impl Peer {
     pub fn selected_transport(&self) -> Option<Transport> {
         self.transport.path_transport()
     }
+}
+
+/// A random ICE string (RFC 8839 `ice-char`: ALPHA / DIGIT / "+" / "/") of `len` characters.
+fn ice_string(rng: &mut SeedRng, len: usize) -> String {
+    const ICE_CHARS: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..len)
+        .map(|_| char::from(ICE_CHARS[(rng.next_u64() >> 58) as usize & 63]))
+        .collect()
 }
 
 fn recv_config(s: &Section) -> RecvStreamConfig {

@@ -3,7 +3,9 @@
 //!
 //! The server never makes the initial offer: the first description is always a remote offer.
 //! Later offers (ours or theirs) keep the m-lines, their order and mids, the ICE credentials and
-//! the DTLS fingerprint and role (no ICE restart, no new DTLS association).
+//! the DTLS fingerprint and role (no new DTLS association). A remote offer with new ICE
+//! credentials is an ICE restart (RFC 8839 §4.4.1.1.1): the answer carries new local
+//! credentials from the caller, DTLS and SRTP are kept.
 
 use std::borrow::Cow;
 
@@ -149,6 +151,9 @@ pub(crate) struct Negotiation {
     /// Tracks to send on remote-offered mids in the answer being made (WHEP, see
     /// [`Negotiation::accept_offer_sending`]); empty otherwise.
     preset_sends: Vec<(String, SendTrack)>,
+    /// Whether m-lines the remote sends on are accepted (`recvonly` in our answer); when
+    /// false they are answered `inactive` (a participant not allowed to publish).
+    pub accept_media: bool,
 }
 
 /// The codecs and extensions the server supports (see the engine contract).
@@ -281,6 +286,7 @@ impl Negotiation {
             transport: None,
             cname,
             preset_sends: Vec::new(),
+            accept_media: true,
         }
     }
 
@@ -404,8 +410,19 @@ impl Negotiation {
         }
     }
 
-    /// Answers a remote offer. Returns the answer text.
-    pub(crate) fn accept_offer(&mut self, sdp: &str) -> Result<String, PeerError> {
+    /// Our current ICE credentials (ufrag, pwd).
+    pub(crate) fn local_ice(&self) -> (&str, &str) {
+        (&self.caps.ice.ufrag, &self.caps.ice.pwd)
+    }
+
+    /// Answers a remote offer. Returns the answer text and whether the offer restarted ICE
+    /// (new remote credentials after the first negotiation): then the answer carries the
+    /// local credentials `new_ice` returns (ufrag, pwd).
+    pub(crate) fn accept_offer(
+        &mut self,
+        sdp: &str,
+        new_ice: impl FnOnce() -> (String, String),
+    ) -> Result<(String, bool), PeerError> {
         if self.pending_offer.is_some() {
             return Err(PeerError::Glare);
         }
@@ -467,7 +484,11 @@ impl Negotiation {
                     Some((_, t)) => self.preset_spec(m, t),
                     None => {
                         let mut spec = TrackSpec::new(m.kind.clone());
-                        spec.direction = Direction::RecvOnly;
+                        spec.direction = if self.accept_media || !spec_is_av(&m.kind) {
+                            Direction::RecvOnly
+                        } else {
+                            Direction::Inactive
+                        };
                         spec
                     }
                 },
@@ -478,21 +499,55 @@ impl Negotiation {
             Some(s) => s,
             None => Setup::Passive,
         };
-        let answer = jsep::create_answer_with_tracks(&offer, &self.caps, &tracks).map_err(bad)?;
+        let mut answer =
+            jsep::create_answer_with_tracks(&offer, &self.caps, &tracks).map_err(bad)?;
+        let restart = match (&self.transport, remote_ice_of(&answer.negotiated)) {
+            (Some(prev), Some(ice)) => prev.remote_ufrag != ice.ufrag || prev.remote_pwd != ice.pwd,
+            _ => false,
+        };
+        let mut previous_ice = None;
+        if restart {
+            let (ufrag, pwd) = new_ice();
+            previous_ice = Some(std::mem::replace(
+                &mut self.caps.ice,
+                jsep::IceCredentials::new(&ufrag, &pwd),
+            ));
+            answer = match jsep::create_answer_with_tracks(&offer, &self.caps, &tracks) {
+                Ok(a) => a,
+                Err(e) => {
+                    if let Some(old) = previous_ice {
+                        self.caps.ice = old;
+                    }
+                    return Err(bad(e));
+                }
+            };
+        }
         let negotiated = &answer.negotiated;
-        let transport = self.check_transport(negotiated)?;
+        let transport = match self.check_transport(negotiated, restart) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(old) = previous_ice {
+                    self.caps.ice = old;
+                }
+                return Err(e);
+            }
+        };
         let mut description = answer.description;
         self.session_version += 1;
         description.origin.session_version = self.session_version;
         add_ssrc_msid_lines(&mut description, &tracks);
         self.apply(negotiated, true);
         self.transport = Some(transport);
-        Ok(description.to_string())
+        Ok((description.to_string(), restart))
     }
 
     /// Transport parameters of a negotiation, checked: BUNDLE, rtcp-mux, ICE credentials, a
     /// sha-256 fingerprint, and no change of those against the previous negotiation.
-    fn check_transport(&self, n: &NegotiatedSession) -> Result<TransportParams, PeerError> {
+    fn check_transport(
+        &self,
+        n: &NegotiatedSession,
+        ice_restart: bool,
+    ) -> Result<TransportParams, PeerError> {
         let accepted: Vec<&jsep::NegotiatedMedia> =
             n.media.iter().filter(|m| !m.rejected).collect();
         let Some(first) = accepted.first() else {
@@ -551,9 +606,13 @@ impl Negotiation {
             sctp,
         };
         if let Some(prev) = &self.transport {
-            if prev.remote_ufrag != params.remote_ufrag || prev.remote_pwd != params.remote_pwd {
+            if !ice_restart
+                && (prev.remote_ufrag != params.remote_ufrag
+                    || prev.remote_pwd != params.remote_pwd)
+            {
                 return Err(PeerError::Negotiation(
-                    "ICE restart (new ice-ufrag/ice-pwd) is not supported".into(),
+                    "new ice-ufrag/ice-pwd in an answer (only a remote offer may restart ICE)"
+                        .into(),
                 ));
             }
             if prev.remote_fingerprint != params.remote_fingerprint {
@@ -821,7 +880,7 @@ impl Negotiation {
         };
         let answer = tympan_sdp::parse(sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
         let negotiated = jsep::apply_answer(offer, &answer).map_err(bad)?;
-        let transport = self.check_transport(&negotiated)?;
+        let transport = self.check_transport(&negotiated, false)?;
         self.pending_offer = None;
         let offered = std::mem::take(&mut self.offered);
         self.apply(&negotiated, false);
@@ -888,6 +947,19 @@ impl Negotiation {
         spec.rtx_ssrc = rtx.then_some(t.rtx_ssrc);
         spec
     }
+}
+
+/// The remote ICE credentials of a negotiation (from its first accepted m-line).
+fn remote_ice_of(n: &NegotiatedSession) -> Option<jsep::IceCredentials> {
+    n.media
+        .iter()
+        .filter(|m| !m.rejected)
+        .find_map(|m| m.remote_ice.clone())
+}
+
+/// Audio or video (data channel sections are always accepted).
+fn spec_is_av(kind: &MediaKind) -> bool {
+    matches!(kind, MediaKind::Audio | MediaKind::Video)
 }
 
 /// `a=ssrc-group:FID`, and `a=ssrc:<ssrc> cname:` / `msid:` lines of a sending track.
