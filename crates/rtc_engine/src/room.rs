@@ -177,6 +177,15 @@ pub struct Joined {
     /// The room's last chat messages (at most [`crate::EngineConfig::chat_history`]), oldest
     /// first.
     pub chat_history: Vec<ChatEntry>,
+    /// The identity given in [`crate::JoinOptions`] (e.g. from a token), if any.
+    pub identity: Option<String>,
+    /// Whether the participant may publish (see [`crate::JoinOptions`]).
+    pub can_publish: bool,
+    /// Whether the participant receives the others' tracks.
+    pub can_subscribe: bool,
+    /// The secret for [`crate::Engine::resume`] after a lost signalling connection (a new
+    /// one with every join and resume).
+    pub resume_token: String,
 }
 
 /// One chat message as the room remembers it (see [`Joined::chat_history`]).
@@ -190,15 +199,6 @@ pub struct ChatEntry {
     pub text: String,
     /// The shell's wall-clock time when it was sent, ms since the Unix epoch.
     pub timestamp_ms: u64,
-    /// The identity given in [`crate::JoinOptions`] (e.g. from a token), if any.
-    pub identity: Option<String>,
-    /// Whether the participant may publish (see [`crate::JoinOptions`]).
-    pub can_publish: bool,
-    /// Whether the participant receives the others' tracks.
-    pub can_subscribe: bool,
-    /// The secret for [`crate::Engine::resume`] after a lost signalling connection (a new
-    /// one with every join and resume).
-    pub resume_token: String,
 }
 
 /// One sending m-line of a server offer: which participant's track it carries.

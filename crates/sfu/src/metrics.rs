@@ -255,6 +255,7 @@ pub(crate) fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
     let rooms = &snapshot.rooms;
     let participants: usize = rooms.iter().map(|r| r.participants).sum();
     let tracks: usize = rooms.iter().map(|r| r.tracks).sum();
+    let viewers: usize = rooms.iter().map(|r| r.viewers).sum();
     for (name, help, value) in [
         ("tympan_rooms", "Rooms open now.", rooms.len()),
         (
@@ -263,6 +264,7 @@ pub(crate) fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
             participants,
         ),
         ("tympan_tracks", "Published tracks now.", tracks),
+        ("tympan_whep_viewers", "WHEP viewers watching rooms now.", viewers),
     ] {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
@@ -463,6 +465,7 @@ mod tests {
             name: name.into(),
             participants,
             tracks: participants * 2,
+            viewers: 0,
         }
     }
 

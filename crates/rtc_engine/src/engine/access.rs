@@ -195,10 +195,18 @@ impl Engine {
             None => self.maybe_offer(now, pid),
         }
         tracing::debug!(participant = %pid, %room, "resumed");
+        let room_name = room.clone();
         Ok(Joined {
             participant: pid,
             room,
             participants,
+            // The whole history: chat sent while detached was not delivered, the client shows
+            // what it has not seen yet.
+            chat_history: self
+                .rooms
+                .get(&room_name)
+                .map(|r| r.chat_history.iter().cloned().collect())
+                .unwrap_or_default(),
             identity: options.identity,
             can_publish: options.can_publish,
             can_subscribe: options.can_subscribe,

@@ -184,6 +184,16 @@ impl Engine {
             recv_ext: Default::default(),
             send_ext: Default::default(),
             tuples: Vec::new(),
+            slots: Vec::new(),
+            speaking_notified: Default::default(),
+            access: super::access::ParticipantAccess::new(
+                super::JoinOptions {
+                    identity: None,
+                    can_publish: false,
+                    can_subscribe: true,
+                },
+                self.token_rng.token(),
+            ),
         };
         if let Some(map) = ext {
             viewer.recv_ext = map;

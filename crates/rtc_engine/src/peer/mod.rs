@@ -612,7 +612,14 @@ impl Peer {
                 },
             ));
         }
-        let answer = self.negotiation.accept_offer_sending(sdp, tracks)?;
+        let rng = &mut self.rng;
+        let (answer, restarted) = self
+            .negotiation
+            .accept_offer_sending(sdp, tracks, || (ice_string(rng, 8), ice_string(rng, 24)))?;
+        if restarted {
+            let (ufrag, pwd) = self.negotiation.local_ice();
+            self.ice.restart(Credentials::new(ufrag, pwd));
+        }
         self.after_negotiation(now);
         Ok(answer)
     }

@@ -913,9 +913,10 @@ impl Negotiation {
         &mut self,
         sdp: &str,
         sends: Vec<(String, SendTrack)>,
-    ) -> Result<String, PeerError> {
+        new_ice: impl FnOnce() -> (String, String),
+    ) -> Result<(String, bool), PeerError> {
         self.preset_sends = sends;
-        let result = self.accept_offer(sdp);
+        let result = self.accept_offer(sdp, new_ice);
         let sends = std::mem::take(&mut self.preset_sends);
         let answer = result?;
         for (mid, t) in sends {
