@@ -108,7 +108,16 @@ impl Engine {
 
     /// Gives `participant` its N slot m-lines (in a last-N room, once it has a peer).
     pub(super) fn add_slots(&mut self, participant: ParticipantId) {
-        if !self.in_last_n(participant) {
+        // WHIP/WHEP sessions never renegotiate; a participant without the right to subscribe
+        // receives nothing.
+        if !self.in_last_n(participant) || self.sessions.is_headless(participant) {
+            return;
+        }
+        if self
+            .participants
+            .get(&participant)
+            .is_some_and(|q| !q.access.options.can_subscribe)
+        {
             return;
         }
         let n = self.config.last_n.min(usize::from(u8::MAX));

@@ -534,6 +534,11 @@
       const present = new Set((reply.participants || []).map((p) => p.id));
       for (const id of [...this.participants.keys()]) if (!present.has(id)) this.removeParticipant(id);
       for (const p of reply.participants || []) this.upsertParticipant(p);
+      // Chat sent while the socket was down: the history's messages newer than the newest shown.
+      const newest = chatLog.reduce((t, c) => (typeof c.ts === 'number' && c.ts > t ? c.ts : t), 0);
+      for (const m of Array.isArray(reply.chat_history) ? reply.chat_history : []) {
+        if (m && typeof m.ts === 'number' && m.ts > newest) this.onChat(m, false);
+      }
       this.queue(async () => {
         if (this.pc !== pc || !pc) return;
         // An offer of ours that the old socket never got answered: take it back, offer again.
