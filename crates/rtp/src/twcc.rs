@@ -99,8 +99,9 @@ impl TwccReceiver {
     /// [`MAX_STATUSES_PER_FEEDBACK`] statuses, fewer if the worst-case encoding of more would
     /// not fit in the writer's remaining space) to `writer`; call again while
     /// [`pending`](Self::pending) is non-zero. Returns the number of packet statuses written
-    /// (0 = nothing to report). One pass over the sorted arrivals writes deltas straight into
-    /// the writer's buffer while the status chunks are chosen a chunk at a time.
+    /// (0 = nothing to report). A sequence number that arrived more than once is reported with
+    /// its earliest arrival. One pass over the sorted arrivals writes deltas straight into the
+    /// writer's buffer while the status chunks are chosen a chunk at a time.
     pub fn build_feedback(&mut self, writer: &mut RtcpWriter<'_>) -> Result<usize, RtcpError> {
         let (Some(&first), Some(&last)) = (self.arrivals.first(), self.arrivals.last()) else {
             return Ok(0);
