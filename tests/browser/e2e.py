@@ -594,6 +594,8 @@ def run_scenario(base_url, wd, profiles, server, media=True):
                 return True
             wait_for(f"{br.label}: video tiles of the other two", tiles)
 
+    check_socket_drop_resume(ids, a, [b, c], media)
+
     say("chat")
     messages = [(a, "hello from Ana"), (b, "¡hola! <b>not bold</b>")]
     for br, text in messages:
@@ -768,8 +770,6 @@ def run_scenario(base_url, wd, profiles, server, media=True):
         transport = d.js("return window.tympanTest.transport()")
         if transport != "tcp":
             raise Failure(f"D: selected ICE candidate pair is {transport!r}, expected tcp")
-
-    check_socket_drop_resume(ids, a, [b, d], media, audio_from=[a, b])
 
     if server is not None:
         say("the server restarts: the pages say so and rejoin by themselves")
