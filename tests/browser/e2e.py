@@ -713,6 +713,9 @@ def run_scenario(base_url, wd, profiles, server, media=True):
     problems = [n for n in b.state()["notices"] if "negotiation" in n.lower() or "Server error" in n]
     if problems:
         raise Failure(f"B shows errors after the glare: {problems}")
+    # Let messages the proxy still holds for B land first: B's camera-off toggle waits for
+    # the reply to its `mute`, and a click while it waits is ignored (one toggle at a time).
+    time.sleep(GLARE_DELAY + 1.0)
     b.click("#cam-button")
     wait_for("A to show B's camera on again", lambda: b_camera_shown(True))
 
