@@ -305,7 +305,7 @@ async fn http_routes_serve_the_room_and_health() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("rooms JSON");
     assert_eq!(
         v,
-        json!([{"name": "health", "participants": 1, "tracks": 0}])
+        json!([{"name": "health", "participants": 1, "tracks": 0, "viewers": 0}])
     );
     server.stop().await;
 }
