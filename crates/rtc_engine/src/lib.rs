@@ -17,6 +17,11 @@
 //!   new video subscriptions start at a keyframe; keyframe requests reach the publisher at
 //!   most every 500 ms per track.
 //! - A participant whose ICE consent expires is removed and the others are told.
+//! - Observability: [`Engine::counters`] (datagrams, bytes, RTP/RTCP, NACK, RTX, PLI/FIR,
+//!   data channel messages since the start) and [`Engine::room_details`] (participants,
+//!   tracks, transport, per-peer RTT, loss, jitter and bit rates over the last
+//!   [`STATS_INTERVAL`], sampled on the engine's own timer), plain integer counting on the
+//!   forward path.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -31,6 +36,9 @@
 //! let ana = engine.join(start, "demo", "Ana").unwrap();
 //! let ben = engine.join(start, "demo", "Ben").unwrap();
 //! assert_eq!(ben.participants[0].name, "Ana");
+//! let room = engine.room_details("demo").unwrap(); // what `/api/rooms/demo` shows
+//! assert_eq!(room.totals.participants, 2);
+//! assert!(!room.participants[0].connected); // no offer yet: no media path
 //! // Each then sends its SDP offer: `engine.handle_offer(now, id, &sdp, &tracks)` returns the
 //! // answer; later server offers arrive as `Notice::Offer` and are answered with
 //! // `engine.handle_answer(now, id, negotiation, &sdp)`.
@@ -60,6 +68,7 @@
 //!     }
 //! }
 //! assert_eq!(engine.counters().dropped, 1); // nobody owned that datagram
+//! assert_eq!(engine.counters().bytes_in, 19);
 //!
 //! engine.leave(now, ben.participant, tympan_rtc_engine::LeaveReason::Left);
 //! engine.close(now); // shutdown: Notice::Removed for everyone, DTLS close_notify queued
