@@ -37,6 +37,11 @@
 //!   [`EngineConfig::resume_grace`] (default 20 s) unseen by the others, and
 //!   [`Engine::resume`] with its resume token takes it back. A client offer with new ICE
 //!   credentials restarts ICE (the client moved to another network); DTLS and SRTP stay.
+//! - Observability: [`Engine::counters`] (datagrams, bytes, RTP/RTCP, NACK, RTX, PLI/FIR,
+//!   data channel messages since the start) and [`Engine::room_details`] (participants,
+//!   tracks, transport, per-peer RTT, loss, jitter and bit rates over the last
+//!   [`STATS_INTERVAL`], sampled on the engine's own timer), plain integer counting on the
+//!   forward path.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -51,6 +56,9 @@
 //! let ana = engine.join(start, "demo", "Ana").unwrap();
 //! let ben = engine.join(start, "demo", "Ben").unwrap();
 //! assert_eq!(ben.participants[0].name, "Ana");
+//! let room = engine.room_details("demo").unwrap(); // what `/api/rooms/demo` shows
+//! assert_eq!(room.totals.participants, 2);
+//! assert!(!room.participants[0].connected); // no offer yet: no media path
 //! // Each then sends its SDP offer: `engine.handle_offer(now, id, &sdp, &tracks)` returns the
 //! // answer; later server offers arrive as `Notice::Offer` and are answered with
 //! // `engine.handle_answer(now, id, negotiation, &sdp)`.
@@ -86,6 +94,7 @@
 //!     }
 //! }
 //! assert_eq!(engine.counters().dropped, 1); // nobody owned that datagram
+//! assert_eq!(engine.counters().bytes_in, 19);
 //!
 //! engine.leave(now, ben.participant, tympan_rtc_engine::LeaveReason::Left);
 //! engine.close(now); // shutdown: Notice::Removed for everyone, DTLS close_notify queued

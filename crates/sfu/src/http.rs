@@ -37,7 +37,7 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
 const HARD_FRAME_LIMIT: usize = 16 * MAX_FRAME_BYTES;
 
 pub(crate) fn router(ctx: SocketContext) -> Router {
-    let whip = crate::whip::router(ctx.engine.clone());
+    let whip = crate::whip::router(ctx.engine.clone(), ctx.access.clone());
     Router::new()
         .route("/", get(index))
         .route("/room/{name}", get(index))

@@ -25,6 +25,7 @@ use tympan_rtc_engine::whip::{SessionKind, TrickleFragment, summarize_offer};
 use tympan_rtc_engine::{ErrorCode, ParticipantId, SignalError};
 
 use crate::actor::EngineHandle;
+use crate::token::{self, Claims, Verifier};
 
 /// Largest SDP offer accepted (bytes).
 const MAX_SDP_BYTES: usize = 64 * 1024;
@@ -51,13 +52,16 @@ type Table = Arc<Mutex<HashMap<String, Resource>>>;
 struct WhipState {
     engine: EngineHandle,
     resources: Table,
+    /// The token verifier in gated mode.
+    access: Option<Arc<Verifier>>,
 }
 
 /// The WHIP and WHEP routes, with their own state; merged into the main router.
-pub(crate) fn router(engine: EngineHandle) -> Router {
+pub(crate) fn router(engine: EngineHandle, access: Option<Arc<Verifier>>) -> Router {
     let state = WhipState {
         engine,
         resources: Arc::new(Mutex::new(HashMap::new())),
+        access,
     };
     Router::new()
         .route("/whip/{room}", post(whip_post).options(endpoint_options))
@@ -176,40 +180,63 @@ fn wrong_content_type(expected: &str) -> Response {
     )
 }
 
-/// The bearer token of the request, if any.
-///
-/// **This is where token checking goes** (the access part wires its JWT verification
-/// here: room, identity, can-publish / can-subscribe, expiry). Today the token is only
-/// extracted: any `Authorization: Bearer <token>` or none is accepted; another scheme is
-/// refused with 401. `publish` says whether the request publishes (WHIP) or subscribes (WHEP).
-fn check_bearer_token(
+/// The access check of a WHIP/WHEP `POST` (`Authorization: Bearer <JWT>`, see
+/// [`crate::token`]). Open mode (`verifier` is `None`): any bearer token or none is accepted
+/// and `Ok(None)` returned. Gated mode: the token must be valid for `room` now and grant
+/// publishing (WHIP, `publish`) or subscribing (WHEP): `401` with `WWW-Authenticate: Bearer`
+/// when it is missing, malformed, badly signed or expired, `403` for another room or a
+/// missing grant; the body never says anything about the room. Another scheme than Bearer
+/// is a `401` in both modes. The session URL that `201` returns is the capability for its
+/// `PATCH`/`DELETE` (unguessable), as in RFC 9725 §4.1.
+fn authorize_request(
+    verifier: Option<&Verifier>,
     headers: &HeaderMap,
-    _room: &str,
-    _publish: bool,
-) -> Result<Option<String>, Box<Response>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+    room: &str,
+    publish: bool,
+    now_unix: u64,
+) -> Result<Option<Claims>, Box<Response>> {
+    let unauthorized = |message: &str| {
+        let mut r = text(StatusCode::UNAUTHORIZED, message.to_owned());
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Box::new(r)
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| !t.is_empty());
-    match token {
-        Some(t) => Ok(Some(t.to_owned())),
-        None => {
-            let mut r = text(
-                StatusCode::UNAUTHORIZED,
-                "Authorization must be \"Bearer <token>\"",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(Box::new(r))
+    let token = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => match value.to_str().ok().and_then(token::bearer_token) {
+            Some(t) => Some(t),
+            None => return Err(unauthorized("Authorization must be \"Bearer <token>\"")),
+        },
+    };
+    let claims = match token::authorize(verifier, token, room, now_unix) {
+        Ok(c) => c,
+        Err(e) if e.code() == "forbidden" => {
+            return Err(Box::new(text(StatusCode::FORBIDDEN, format!("forbidden: {e}"))));
+        }
+        Err(e) => return Err(unauthorized(&format!("unauthorized: {e}"))),
+    };
+    if let Some(c) = &claims {
+        let (allowed, what) = if publish {
+            (c.can_publish, "publishing")
+        } else {
+            (c.can_subscribe, "subscribing")
+        };
+        if !allowed {
+            return Err(Box::new(text(
+                StatusCode::FORBIDDEN,
+                format!("forbidden: the token does not allow {what}"),
+            )));
         }
     }
+    Ok(claims)
+}
+
+/// Seconds since the Unix epoch (token `exp`/`nbf`).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Decodes `%XX` escapes and `+` (as in HTML forms). None for bad escapes or non-UTF-8.
@@ -324,9 +351,17 @@ async fn create(
     if !has_content_type(headers, SDP) {
         return wrong_content_type(SDP);
     }
-    if let Err(r) = check_bearer_token(headers, &room, kind == SessionKind::WhipPublisher) {
-        return *r;
-    }
+    let publish = kind == SessionKind::WhipPublisher;
+    let claims = match authorize_request(st.access.as_deref(), headers, &room, publish, unix_now())
+    {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    // A token's display name (else its identity) names the publisher.
+    let name = match claims {
+        Some(c) => c.name.filter(|n| !n.trim().is_empty()).unwrap_or(c.sub),
+        None => name,
+    };
     let offer = match body_text(&body) {
         Ok(t) => t.to_owned(),
         Err(r) => return *r,
@@ -568,22 +603,63 @@ mod tests {
     }
 
     #[test]
-    fn bearer_tokens_are_extracted_other_schemes_refused() {
+    fn open_mode_accepts_any_bearer_token_and_refuses_other_schemes() {
         let mut h = HeaderMap::new();
-        assert_eq!(check_bearer_token(&h, "r", true).ok(), Some(None));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc"),
-        );
-        assert_eq!(
-            check_bearer_token(&h, "r", true).ok(),
-            Some(Some("abc".into()))
-        );
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic Zm9v"),
-        );
-        let r = check_bearer_token(&h, "r", true).unwrap_err();
+        assert!(matches!(authorize_request(None, &h, "r", true, 0), Ok(None)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(matches!(authorize_request(None, &h, "r", true, 0), Ok(None)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9v"));
+        let r = authorize_request(None, &h, "r", true, 0).unwrap_err();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn gated_mode_checks_token_room_and_grants() {
+        let v = Verifier::new("key", "secret");
+        let now = 1_000_000;
+        let bearer = |c: &Claims| {
+            let mut h = HeaderMap::new();
+            let value = format!("Bearer {}", v.sign(c));
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            h
+        };
+        let status = |r: Result<Option<Claims>, Box<Response>>| r.unwrap_err().status();
+        // No token, a forged one, an expired one: 401.
+        let none = HeaderMap::new();
+        assert_eq!(status(authorize_request(Some(&v), &none, "r", true, now)), StatusCode::UNAUTHORIZED);
+        let other = Verifier::new("key", "another secret");
+        let forged = Claims::new("key", "ana", "r", now + 60);
+        let mut h = HeaderMap::new();
+        let value = format!("Bearer {}", other.sign(&forged));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+        assert_eq!(status(authorize_request(Some(&v), &h, "r", true, now)), StatusCode::UNAUTHORIZED);
+        let expired = Claims::new("key", "ana", "r", now - 1);
+        assert_eq!(
+            status(authorize_request(Some(&v), &bearer(&expired), "r", true, now)),
+            StatusCode::UNAUTHORIZED
+        );
+        // Another room: 403.
+        let good = Claims::new("key", "ana", "r", now + 60);
+        assert_eq!(
+            status(authorize_request(Some(&v), &bearer(&good), "elsewhere", true, now)),
+            StatusCode::FORBIDDEN
+        );
+        // Valid: the claims come back; a missing grant is 403.
+        let ok = authorize_request(Some(&v), &bearer(&good), "r", true, now).unwrap();
+        assert_eq!(ok.map(|c| c.sub), Some("ana".to_owned()));
+        let mut viewer_only = good.clone();
+        viewer_only.can_publish = false;
+        assert_eq!(
+            status(authorize_request(Some(&v), &bearer(&viewer_only), "r", true, now)),
+            StatusCode::FORBIDDEN
+        );
+        assert!(authorize_request(Some(&v), &bearer(&viewer_only), "r", false, now).is_ok());
+        let mut publisher_only = good.clone();
+        publisher_only.can_subscribe = false;
+        assert_eq!(
+            status(authorize_request(Some(&v), &bearer(&publisher_only), "r", false, now)),
+            StatusCode::FORBIDDEN
+        );
     }
 }

@@ -12,6 +12,8 @@ use tympan_sfu::Config;
 async fn a_late_joiner_gets_the_last_n_chat_messages_oldest_first() {
     let mut config = Config::ephemeral();
     config.chat_history = 3;
+    // Dropped sockets keep their participants for the resume grace: keep it short here.
+    config.resume_grace = std::time::Duration::from_millis(300);
     let server = TestServer::start_with(config).await;
 
     let (mut ana, joined_a) = Client::join(&server, "history", "Ana").await;

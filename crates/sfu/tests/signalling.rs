@@ -303,9 +303,12 @@ async fn http_routes_serve_the_room_and_health() {
     let (status, body) = http_get(http, "/api/rooms").await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("rooms JSON");
+    // The fields of issue 6, plus the room totals (no media yet: all zero).
+    let totals = json!({"participants": 1, "tracks": 0, "packets_in": 0, "packets_out": 0,
+        "bytes_in": 0, "bytes_out": 0, "bitrate_in_bps": 0, "bitrate_out_bps": 0});
     assert_eq!(
         v,
-        json!([{"name": "health", "participants": 1, "tracks": 0, "viewers": 0}])
+        json!([{"name": "health", "participants": 1, "tracks": 0, "viewers": 0, "totals": totals}])
     );
     server.stop().await;
 }
