@@ -109,8 +109,8 @@ pub mod last_n;
 mod notice;
 mod room;
 mod seed_rng;
-mod stats;
 pub mod speaking;
+mod stats;
 
 #[doc(hidden)]
 pub use forward::fuzz_forward;

@@ -264,7 +264,11 @@ pub(crate) fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
             participants,
         ),
         ("tympan_tracks", "Published tracks now.", tracks),
-        ("tympan_whep_viewers", "WHEP viewers watching rooms now.", viewers),
+        (
+            "tympan_whep_viewers",
+            "WHEP viewers watching rooms now.",
+            viewers,
+        ),
     ] {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

@@ -211,7 +211,10 @@ fn authorize_request(
     let claims = match token::authorize(verifier, token, room, now_unix) {
         Ok(c) => c,
         Err(e) if e.code() == "forbidden" => {
-            return Err(Box::new(text(StatusCode::FORBIDDEN, format!("forbidden: {e}"))));
+            return Err(Box::new(text(
+                StatusCode::FORBIDDEN,
+                format!("forbidden: {e}"),
+            )));
         }
         Err(e) => return Err(unauthorized(&format!("unauthorized: {e}"))),
     };
@@ -605,10 +608,22 @@ mod tests {
     #[test]
     fn open_mode_accepts_any_bearer_token_and_refuses_other_schemes() {
         let mut h = HeaderMap::new();
-        assert!(matches!(authorize_request(None, &h, "r", true, 0), Ok(None)));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
-        assert!(matches!(authorize_request(None, &h, "r", true, 0), Ok(None)));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9v"));
+        assert!(matches!(
+            authorize_request(None, &h, "r", true, 0),
+            Ok(None)
+        ));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert!(matches!(
+            authorize_request(None, &h, "r", true, 0),
+            Ok(None)
+        ));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9v"),
+        );
         let r = authorize_request(None, &h, "r", true, 0).unwrap_err();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
@@ -621,28 +636,52 @@ mod tests {
         let bearer = |c: &Claims| {
             let mut h = HeaderMap::new();
             let value = format!("Bearer {}", v.sign(c));
-            h.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&value).unwrap(),
+            );
             h
         };
         let status = |r: Result<Option<Claims>, Box<Response>>| r.unwrap_err().status();
         // No token, a forged one, an expired one: 401.
         let none = HeaderMap::new();
-        assert_eq!(status(authorize_request(Some(&v), &none, "r", true, now)), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(authorize_request(Some(&v), &none, "r", true, now)),
+            StatusCode::UNAUTHORIZED
+        );
         let other = Verifier::new("key", "another secret");
         let forged = Claims::new("key", "ana", "r", now + 60);
         let mut h = HeaderMap::new();
         let value = format!("Bearer {}", other.sign(&forged));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
-        assert_eq!(status(authorize_request(Some(&v), &h, "r", true, now)), StatusCode::UNAUTHORIZED);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
+        assert_eq!(
+            status(authorize_request(Some(&v), &h, "r", true, now)),
+            StatusCode::UNAUTHORIZED
+        );
         let expired = Claims::new("key", "ana", "r", now - 1);
         assert_eq!(
-            status(authorize_request(Some(&v), &bearer(&expired), "r", true, now)),
+            status(authorize_request(
+                Some(&v),
+                &bearer(&expired),
+                "r",
+                true,
+                now
+            )),
             StatusCode::UNAUTHORIZED
         );
         // Another room: 403.
         let good = Claims::new("key", "ana", "r", now + 60);
         assert_eq!(
-            status(authorize_request(Some(&v), &bearer(&good), "elsewhere", true, now)),
+            status(authorize_request(
+                Some(&v),
+                &bearer(&good),
+                "elsewhere",
+                true,
+                now
+            )),
             StatusCode::FORBIDDEN
         );
         // Valid: the claims come back; a missing grant is 403.
@@ -651,14 +690,26 @@ mod tests {
         let mut viewer_only = good.clone();
         viewer_only.can_publish = false;
         assert_eq!(
-            status(authorize_request(Some(&v), &bearer(&viewer_only), "r", true, now)),
+            status(authorize_request(
+                Some(&v),
+                &bearer(&viewer_only),
+                "r",
+                true,
+                now
+            )),
             StatusCode::FORBIDDEN
         );
         assert!(authorize_request(Some(&v), &bearer(&viewer_only), "r", false, now).is_ok());
         let mut publisher_only = good.clone();
         publisher_only.can_subscribe = false;
         assert_eq!(
-            status(authorize_request(Some(&v), &bearer(&publisher_only), "r", false, now)),
+            status(authorize_request(
+                Some(&v),
+                &bearer(&publisher_only),
+                "r",
+                false,
+                now
+            )),
             StatusCode::FORBIDDEN
         );
     }
