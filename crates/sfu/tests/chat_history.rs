@@ -12,8 +12,6 @@ use tympan_sfu::Config;
 async fn a_late_joiner_gets_the_last_n_chat_messages_oldest_first() {
     let mut config = Config::ephemeral();
     config.chat_history = 3;
-    // Dropped sockets keep their participants for the resume grace: keep it short here.
-    config.resume_grace = std::time::Duration::from_millis(300);
     let server = TestServer::start_with(config).await;
 
     let (mut ana, joined_a) = Client::join(&server, "history", "Ana").await;
@@ -64,18 +62,12 @@ async fn a_late_joiner_gets_the_last_n_chat_messages_oldest_first() {
     assert_eq!(texts, ["message 3", "message 4", "hi Ana"]);
 
     // The history lives with the room: once everyone left, a new room starts empty.
-    drop((ana, ben, chen));
-    let mut empty = None;
-    for _ in 0..50 {
-        let (c, j) = Client::join(&server, "history", "Dana").await;
-        if j["participants"] == json!([]) {
-            empty = Some(j);
-            break;
-        }
-        drop(c);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for mut c in [ana, ben, chen] {
+        let r = c.request(json!({"type": "leave"})).await;
+        assert_eq!(r["type"], "ok", "{r}");
     }
-    let j = empty.expect("the others' sockets closed and the room was removed");
+    let (_dana, j) = Client::join(&server, "history", "Dana").await;
+    assert_eq!(j["participants"], json!([]), "everyone left: a new room");
     assert_eq!(j["chat_history"], json!([]));
     server.stop().await;
 }
