@@ -901,7 +901,24 @@ impl Engine {
             publisher,
             track,
         });
-        let video = kind == MediaKind::Video;
+        self.attach_subscription(publisher, track, subscriber, mid, ssrc, seed, &kind);
+        true
+    }
+
+    /// Adds `subscriber`'s outgoing stream (`mid`, `ssrc`) to `publisher`'s `track`, not yet
+    /// ready (it becomes ready in [`Engine::refresh_subscriptions`] once negotiated).
+    #[allow(clippy::too_many_arguments)] // one call per subscription kind, all values distinct
+    fn attach_subscription(
+        &mut self,
+        publisher: ParticipantId,
+        track: TrackId,
+        subscriber: ParticipantId,
+        mid: String,
+        ssrc: u32,
+        seed: u64,
+        kind: &MediaKind,
+    ) {
+        let video = *kind == MediaKind::Video;
         if let Some(t) = self
             .participants
             .get_mut(&publisher)
@@ -910,11 +927,10 @@ impl Engine {
             t.subscribers.push(Subscription {
                 subscriber,
                 mid,
-                forwarder: Forwarder::new(ssrc, clock_rate_of(&kind), seed, video),
+                forwarder: Forwarder::new(ssrc, clock_rate_of(kind), seed, video),
                 ready: false,
             });
         }
-        true
     }
 
     /// Removes a published track from its publisher and every subscriber.

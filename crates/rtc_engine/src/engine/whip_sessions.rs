@@ -6,10 +6,7 @@ use std::time::Instant;
 
 use tympan_sdp::MediaKind;
 
-use super::{
-    Engine, Forwarder, Incoming, Participant, Subscription, clock_rate_of, extmap_of, name_error,
-    peer_error,
-};
+use super::{Engine, Incoming, Participant, extmap_of, name_error, peer_error};
 use crate::notice::{ErrorCode, LeaveReason, Notice, SignalError};
 use crate::peer::{Peer, PeerConfig};
 use crate::room::{ParticipantId, TrackAnnouncement, TrackSource, validate_room_name};
@@ -205,19 +202,7 @@ impl Engine {
                 publisher,
                 track,
             });
-            let video = kind == MediaKind::Video;
-            if let Some(t) = self
-                .participants
-                .get_mut(&publisher)
-                .and_then(|p| p.tracks.iter_mut().find(|t| t.id == track))
-            {
-                t.subscribers.push(Subscription {
-                    subscriber: pid,
-                    mid,
-                    forwarder: Forwarder::new(ssrc, clock_rate_of(&kind), fseed, video),
-                    ready: false,
-                });
-            }
+            self.attach_subscription(publisher, track, pid, mid, ssrc, fseed, &kind);
         }
         self.participants.insert(pid, viewer);
         self.sessions.insert(pid, SessionKind::WhepViewer);
