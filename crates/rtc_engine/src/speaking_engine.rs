@@ -277,7 +277,10 @@ impl Engine {
                 Outcome::Send(len) => {
                     let out = self.scratch.get(..len).unwrap_or(&[]);
                     match peer.send_rtp(now, &slot.mid, out) {
-                        Ok(()) => self.counters.rtp_forwarded += 1,
+                        Ok(()) => {
+                            self.counters.rtp_forwarded += 1;
+                            self.counters.rtp_bytes_forwarded += len as u64;
+                        }
                         Err(_) => self.counters.rtp_not_forwarded += 1,
                     }
                 }
