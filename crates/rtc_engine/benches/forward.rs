@@ -39,7 +39,9 @@ fn is_rtp(d: &[u8]) -> bool {
 
 impl Setup {
     fn new(subscribers: usize) -> Self {
-        let mut w = World::new(subscribers + 1);
+        // Every subscriber gets the publisher's audio track itself (no last-N slots), so all
+        // sizes measure the same per-track path.
+        let mut w = World::with_config(subscribers + 1, |c| c.last_n_threshold = usize::MAX);
         w.join("bench", "publisher", true);
         for i in 0..subscribers {
             w.join("bench", &format!("s{i}"), false);

@@ -114,6 +114,11 @@ pub struct World {
 
 impl World {
     pub fn new(max_room_size: usize) -> Self {
+        Self::with_config(max_room_size, |_| {})
+    }
+
+    /// [`World::new`] with a last say on the engine configuration.
+    pub fn with_config(max_room_size: usize, edit: impl FnOnce(&mut EngineConfig)) -> Self {
         install_crypto();
         let now = Instant::now();
         let server: SocketAddr = "10.0.0.1:3478".parse().unwrap();
@@ -122,6 +127,7 @@ impl World {
         config.udp_addrs.push(server);
         config.max_room_size = max_room_size;
         config.seed = 7;
+        edit(&mut config);
         World {
             now,
             engine: Engine::new(config, now).expect("engine"),
